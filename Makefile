@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# TORCH is overridable, e.g. `make demo TORCH="torch --index-url https://download.pytorch.org/whl/cu124"`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= demo
+CORPUS ?= $(DEMO)/corpus
+WORKERS ?= 2
+
+.PHONY: install demo test corpus clean bench
+
+$(BIN)/tts: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(BIN)/tts
+
+install: $(BIN)/tts
+
+corpus: install
+	$(BIN)/python -m tts_cli.sample_corpus --out $(CORPUS)
+
+demo: corpus
+	$(BIN)/tts preprocess $(CORPUS) --out $(DEMO)/work --workers $(WORKERS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/preprocess.py
+
+clean:
+	rm -rf $(VENV) $(DEMO)

@@ -1,0 +1,128 @@
+"""Settings: dataclass defaults (matching NVIDIA's FastPitch reference), YAML recipes, CLI overrides.
+
+A recipe is a YAML file with top-level sections (`audio`, `text`, `data`, `align`, `pitch`, ...).
+Sections a stage does not know are kept untouched, so one recipe can drive every stage.
+The resolved settings are saved beside every artifact they produced (e.g. WORK/config.yaml).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    log_clamp: float = 1e-5  # natural log of magnitude clamped here (NVIDIA's dynamic_range_compression)
+    trim_silence: bool = True
+    trim_top_db: float = 40.0  # below the peak, as librosa.effects.trim
+    trim_margin_s: float = 0.05  # keep this much silence on each side after trimming
+    peak_normalize: bool = False
+    peak_level: float = 0.95
+    min_duration_s: float = 0.3
+    max_duration_s: float = 20.0
+
+
+@dataclass
+class TextConfig:
+    language: str = "es"
+    text_type: str = "phonemes"  # phonemes (espeak-ng) | characters | pre-phonemised input
+    normalize: bool = True
+    keep_stress: bool = True
+
+
+@dataclass
+class DataConfig:
+    format: str = "auto"  # auto | ljspeech | css10 | folder | manifest
+    val_fraction: float = 0.02
+    max_val: int = 100
+    min_val: int = 1
+    seed: int = 1234
+
+
+SECTIONS = {"audio": AudioConfig, "text": TextConfig, "data": DataConfig}
+
+
+def defaults() -> dict:
+    return {name: asdict(cls()) for name, cls in SECTIONS.items()}
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """A recipe by path, or by name from recipes/ (`demo_es` -> recipes/demo_es.yaml)."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    for cand in (RECIPES_DIR / f"{p.name}.yaml", RECIPES_DIR / p.name):
+        if cand.exists():
+            return cand
+    known = sorted(x.stem for x in RECIPES_DIR.glob("*.yaml")) if RECIPES_DIR.exists() else []
+    raise FileNotFoundError(f"recipe {name_or_path!r} not found (known recipes: {', '.join(known) or 'none'})")
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (update or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(recipe: str | Path | None = None, overrides: dict | None = None, base: dict | None = None) -> dict:
+    """defaults <- base (e.g. a workspace's saved config) <- recipe <- overrides (None values ignored)."""
+    import yaml
+
+    cfg = deep_merge(defaults(), base or {})
+    if recipe:
+        path = find_recipe(recipe)
+        cfg = deep_merge(cfg, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    cfg = deep_merge(cfg, _drop_none(overrides or {}))
+    _check_known_keys(cfg)
+    return cfg
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+
+def _check_known_keys(cfg: dict) -> None:
+    for name, cls in SECTIONS.items():
+        known = {f.name for f in fields(cls)}
+        unknown = set(cfg.get(name, {})) - known
+        if unknown:
+            raise ValueError(f"unknown {name} setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+
+
+def audio_config(cfg: dict) -> AudioConfig:
+    return AudioConfig(**cfg.get("audio", {}))
+
+
+def text_config(cfg: dict) -> TextConfig:
+    return TextConfig(**cfg.get("text", {}))
+
+
+def data_config(cfg: dict) -> DataConfig:
+    return DataConfig(**cfg.get("data", {}))
+
+
+def dump_yaml(cfg: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+
+
+__all__ = [
+    "AudioConfig", "TextConfig", "DataConfig", "load_config", "find_recipe", "deep_merge",
+    "audio_config", "text_config", "data_config", "dump_yaml", "defaults",
+]

@@ -1,0 +1,366 @@
+"""`tts preprocess`: dataset -> workspace (manifest, processed wavs, mels, symbol table).
+
+Text is normalised and phonemised in the main process (one persistent espeak-ng backend,
+batched calls); audio is decoded, resampled, trimmed and turned into mels in worker
+processes. Every input is keyed by its content and the settings that shape its output, so
+a re-run only redoes what changed and yields an identical workspace.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import audio_config, data_config, dump_yaml, load_config, text_config
+from ..workspace import (
+    Workspace,
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    read_jsonl,
+)
+
+CACHE_NAME = ".preprocess_cache.json"
+
+
+class PreprocessError(RuntimeError):
+    """DATA is not a readable dataset, or nothing survived preprocessing."""
+
+
+def safe_id(raw: str) -> str:
+    """A file-name-safe utterance id (sub-paths such as css10's `book/x` become `book_x`)."""
+    s = re.sub(r"[^\w.\-]+", "_", raw.strip(), flags=re.UNICODE).strip("._")
+    return s or "utt"
+
+
+def _settings_hash(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha1()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- audio worker
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def process_audio(utt_id: str, src: str, audio_cfg: dict, work_root: str) -> dict:
+    """Decode, resample, trim and normalise one file; write its wav and mel. Returns row fields or a reason."""
+    from ..audio import AudioError, load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
+    from ..config import AudioConfig
+
+    cfg = AudioConfig(**audio_cfg)
+    ws = Workspace(work_root)
+    try:
+        wav = load_audio(src, cfg.sample_rate)
+        start = 0
+        if cfg.trim_silence:
+            wav, start = trim_silence(wav, cfg.sample_rate, top_db=cfg.trim_top_db, margin_s=cfg.trim_margin_s)
+        if cfg.peak_normalize:
+            wav = peak_normalize(wav, cfg.peak_level)
+    except AudioError as e:
+        return {"error": str(e)}
+    except Exception as e:  # a decoder bug must not stop a 10,000-file run
+        return {"error": f"unreadable audio: {type(e).__name__}: {e}"}
+    duration = len(wav) / cfg.sample_rate
+    if duration < cfg.min_duration_s:
+        return {"error": f"too short: {duration:.2f} s < min_duration_s {cfg.min_duration_s} s"}
+    if duration > cfg.max_duration_s:
+        return {"error": f"too long: {duration:.2f} s > max_duration_s {cfg.max_duration_s} s"}
+    mel = mel_spectrogram(wav, cfg).numpy().astype("float32")
+    save_wav(ws.wav_path(utt_id), wav, cfg.sample_rate)
+    atomic_save_npy(ws.mel_path(utt_id), mel)
+    return {
+        "audio": f"wavs/{utt_id}.wav",
+        "n_frames": int(mel.shape[1]),
+        "duration_s": round(duration, 4),
+        "trim_start_s": round(start / cfg.sample_rate, 4),
+    }
+
+
+# ---------------------------------------------------------------- the stage
+def preprocess(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    overrides: dict | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Build (or update) the workspace `out` from the dataset `data`. Returns the summary."""
+    from rich.console import Console
+
+    from ..datasets import DatasetError, read_dataset
+
+    console = Console(stderr=True, quiet=not progress)
+    data, ws = Path(data), Workspace(out)
+    cfg = load_config(config, overrides)
+    acfg, tcfg, dcfg = audio_config(cfg), text_config(cfg), data_config(cfg)
+    try:
+        dataset = read_dataset(data, dcfg.format)
+    except DatasetError as e:
+        raise PreprocessError(f"{data}: {e}") from e
+    entries = list(dataset.entries)
+    if not entries:
+        raise PreprocessError(f"{data}: no utterances found")
+    if data.resolve() in (ws.root.resolve(), *ws.root.resolve().parents):
+        raise PreprocessError(f"{ws.root}: the workspace must be outside the dataset folder (DATA is never modified)")
+    ws.root.mkdir(parents=True, exist_ok=True)
+
+    rejected: list[dict] = [dict(p) for p in dataset.problems]
+    cache_path = ws.root / CACHE_NAME
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    audio_key = _settings_hash(asdict(acfg))
+
+    # ids: file-name safe and unique
+    seen: Counter = Counter()
+    items = []
+    for e in entries:
+        uid = safe_id(e.id)
+        seen[uid] += 1
+        if seen[uid] > 1:
+            rejected.append({"id": e.id, "source": e.source, "reason": f"duplicate id {uid!r}"})
+            continue
+        items.append((uid, e))
+
+    # ---- text (main process, batched)
+    from ..text import espeak_info
+
+    espeak = espeak_info() if tcfg.text_type == "phonemes" else {}
+    text_key = _settings_hash([asdict(tcfg), espeak.get("version")])
+    todo_text = []
+    text_rows: dict[str, dict] = {}
+    for uid, e in items:
+        if not (e.text or "").strip():
+            continue
+        c = cache.get(uid, {})
+        if c.get("text_key") == text_key and c.get("text") == e.text and "text_row" in c:
+            text_rows[uid] = c["text_row"]
+        else:
+            todo_text.append((uid, e))
+    if todo_text:
+        with console.status(f"phonemising {len(todo_text)} texts ({tcfg.language}, {tcfg.text_type})"):
+            results = _phonemise_all([e.text for _, e in todo_text], tcfg)
+        for (uid, e), res in zip(todo_text, results):
+            text_rows[uid] = res
+
+    kept_text = []
+    for uid, e in items:
+        if not (e.text or "").strip():
+            rejected.append({"id": uid, "source": e.source, "reason": "empty text"})
+            continue
+        res = text_rows[uid]
+        if "error" in res:
+            rejected.append({"id": uid, "source": e.source, "reason": res["error"]})
+            continue
+        if not _has_speech(res["symbols"]):
+            rejected.append({"id": uid, "source": e.source, "reason": "text normalises/phonemises to nothing"})
+            continue
+        if not Path(e.audio).exists():
+            rejected.append({"id": uid, "source": e.source, "reason": f"missing audio file {e.audio}"})
+            continue
+        kept_text.append((uid, e))
+
+    # ---- audio (worker processes)
+    audio_rows: dict[str, dict] = {}
+    todo_audio = []
+    for uid, e in kept_text:
+        c = cache.get(uid, {})
+        try:
+            fhash = _file_hash(Path(e.audio))
+        except OSError as err:
+            rejected.append({"id": uid, "source": e.source, "reason": f"unreadable audio: {err}"})
+            continue
+        fresh = (
+            c.get("audio_key") == audio_key
+            and c.get("file_hash") == fhash
+            and "audio_row" in c
+            and ("error" in c["audio_row"] or (ws.mel_path(uid).exists() and ws.wav_path(uid).exists()))
+        )
+        if fresh:
+            audio_rows[uid] = c["audio_row"]
+        else:
+            todo_audio.append((uid, e, fhash))
+    n_workers = max(1, workers or os.cpu_count() or 1)
+    if todo_audio:
+        for uid, row in _run_audio(todo_audio, acfg, ws, n_workers, console):
+            audio_rows[uid] = row
+    file_hashes = {uid: fh for uid, _, fh in todo_audio}
+
+    # ---- assemble
+    rows = []
+    new_cache = {}
+    for uid, e in kept_text:
+        if uid not in audio_rows:
+            continue
+        arow, trow = audio_rows[uid], text_rows[uid]
+        new_cache[uid] = {
+            "text_key": text_key, "text": e.text, "text_row": trow, "audio_key": audio_key,
+            "file_hash": file_hashes.get(uid, cache.get(uid, {}).get("file_hash")), "audio_row": arow,
+        }
+        if "error" in arow:
+            rejected.append({"id": uid, "source": e.source, "reason": arow["error"]})
+            continue
+        rows.append({
+            "id": uid, "speaker": e.speaker or "default", "text": e.text,
+            "normalized": trow["normalized"], "phonemes": trow["phonemes"], "symbols": trow["symbols"],
+            **arow, "source": str(Path(e.audio)),
+        })
+    if not rows:
+        atomic_write_jsonl(ws.rejected, rejected)
+        reasons = Counter(r["reason"].split(":")[0] for r in rejected)
+        raise PreprocessError(
+            f"nothing survived preprocessing ({len(rejected)} rejected: "
+            + ", ".join(f"{k} ×{v}" for k, v in reasons.most_common(3)) + f"); see {ws.rejected}"
+        )
+    rows.sort(key=lambda r: r["id"])
+    _assign_split(rows, dcfg)
+
+    from ..text import SymbolTable
+
+    table = SymbolTable.build([r["symbols"] for r in rows], tcfg.language, tcfg.text_type)
+    table.save(ws.symbols)
+    atomic_write_jsonl(ws.manifest, rows)
+    atomic_write_jsonl(ws.rejected, sorted(rejected, key=lambda r: str(r.get("id"))))
+    resolved = dict(cfg)
+    resolved["workspace"] = {"tts_cli_version": __version__, "data": str(data.resolve()), "espeak": espeak}
+    atomic_write_text(ws.config, dump_yaml(resolved))
+    atomic_write_json(cache_path, new_cache)
+    _remove_stale(ws, {r["id"] for r in rows})
+
+    summary = _summary(rows, rejected, table)
+    if progress:
+        _print_summary(console, summary, ws)
+    return summary
+
+
+def _phonemise_all(texts: list[str], tcfg) -> list[dict]:
+    """Normalise + phonemise in batches; a batch that fails is retried item by item."""
+    from ..text import texts_to_symbols
+
+    out: list[dict] = []
+    kw = dict(language=tcfg.language, text_type=tcfg.text_type, normalize=tcfg.normalize)
+    for i in range(0, len(texts), 256):
+        chunk = texts[i : i + 256]
+        try:
+            res = texts_to_symbols(chunk, **kw)
+            out.extend({"normalized": r.normalized, "phonemes": r.phonemes, "symbols": list(r.symbols)} for r in res)
+        except Exception:
+            for t in chunk:
+                try:
+                    (r,) = texts_to_symbols([t], **kw)
+                    out.append({"normalized": r.normalized, "phonemes": r.phonemes, "symbols": list(r.symbols)})
+                except Exception as e:
+                    out.append({"error": f"text front end failed: {type(e).__name__}: {e}"})
+    return out
+
+
+def _has_speech(symbols: list[str]) -> bool:
+    """True when some symbol is a letter (IPA or grapheme), not only spaces and punctuation."""
+    import unicodedata
+
+    return any(unicodedata.category(ch).startswith("L") and ch not in "ˈˌ" for s in symbols for ch in s)
+
+
+def _run_audio(todo, acfg, ws: Workspace, n_workers: int, console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    cfg = asdict(acfg)
+    cols = (TextColumn("audio"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*cols, console=console, transient=True) as bar:
+        task = bar.add_task("audio", total=len(todo))
+        if n_workers == 1:
+            _init_worker()
+            for uid, e, _ in todo:
+                yield uid, process_audio(uid, str(e.audio), cfg, str(ws.root))
+                bar.advance(task)
+            return
+        with ProcessPoolExecutor(n_workers, initializer=_init_worker) as pool:
+            futs = {pool.submit(process_audio, uid, str(e.audio), cfg, str(ws.root)): uid for uid, e, _ in todo}
+            for fut in as_completed(futs):
+                uid = futs[fut]
+                try:
+                    row = fut.result()
+                except Exception as err:  # a crashed worker still names the file
+                    row = {"error": f"audio processing failed: {type(err).__name__}: {err}"}
+                yield uid, row
+                bar.advance(task)
+
+
+def _assign_split(rows: list[dict], dcfg) -> None:
+    """A small deterministic validation split: ids ranked by a seeded hash, sized to the data."""
+    n = len(rows)
+    n_val = min(dcfg.max_val, max(dcfg.min_val, round(n * dcfg.val_fraction)))
+    n_val = min(n_val, n - 1) if n > 1 else 0
+    ranked = sorted(rows, key=lambda r: hashlib.sha1(f"{dcfg.seed}:{r['id']}".encode()).hexdigest())
+    val_ids = {r["id"] for r in ranked[:n_val]}
+    for r in rows:
+        r["split"] = "val" if r["id"] in val_ids else "train"
+
+
+def _remove_stale(ws: Workspace, keep: set[str]) -> None:
+    """Artifacts of utterances no longer in the manifest (inside WORK only, never DATA)."""
+    for sub, ext in (("wavs", ".wav"), ("mels", ".npy")):
+        d = ws.dir(sub)
+        if d.exists():
+            for p in d.glob(f"*{ext}"):
+                if p.stem not in keep:
+                    p.unlink()
+
+
+def _summary(rows: list[dict], rejected: list[dict], table) -> dict:
+    per_speaker: dict[str, dict] = defaultdict(lambda: {"utterances": 0, "hours": 0.0})
+    for r in rows:
+        s = per_speaker[r["speaker"]]
+        s["utterances"] += 1
+        s["hours"] += r["duration_s"] / 3600
+    reasons = Counter(_reason_class(r["reason"]) for r in rejected)
+    return {
+        "kept": len(rows),
+        "rejected": len(rejected),
+        "rejected_by_reason": dict(reasons.most_common()),
+        "hours": sum(r["duration_s"] for r in rows) / 3600,
+        "speakers": {k: dict(v) for k, v in sorted(per_speaker.items())},
+        "symbols": len(table),
+        "val": sum(r["split"] == "val" for r in rows),
+    }
+
+
+def _reason_class(reason: str) -> str:
+    return reason.split(":")[0].strip()
+
+
+def _print_summary(console, s: dict, ws: Workspace) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"tts preprocess → {ws.root}", show_header=True)
+    t.add_column("")
+    t.add_column("value", justify="right")
+    t.add_row("kept utterances", str(s["kept"]))
+    t.add_row("validation split", str(s["val"]))
+    t.add_row("hours of audio", f"{s['hours']:.3f}")
+    t.add_row("symbols", str(s["symbols"]))
+    t.add_row("rejected", str(s["rejected"]))
+    for reason, n in s["rejected_by_reason"].items():
+        t.add_row(f"  {reason}", str(n))
+    for spk, v in s["speakers"].items():
+        t.add_row(f"speaker {spk}", f"{v['utterances']} utt, {v['hours'] * 60:.1f} min")
+    console.print(t)
+    if s["rejected"]:
+        console.print(f"rejected entries and reasons: {ws.rejected}")

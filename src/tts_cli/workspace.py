@@ -1,0 +1,166 @@
+"""The workspace contract: where every stage reads and writes its artifacts.
+
+Every artifact is written atomically (temp file in the same folder + os.replace), so a
+killed run never leaves a half-written file behind; a re-run simply redoes it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return atomic_write_text(path, text)
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+class WorkspaceError(RuntimeError):
+    """A workspace is missing or lacks the artifacts a stage needs."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace folder (see README, "Workspace layout")."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    # files
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.jsonl"
+
+    @property
+    def symbols(self) -> Path:
+        return self.root / "symbols.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "rejected.jsonl"
+
+    @property
+    def aligner_ckpt(self) -> Path:
+        return self.root / "aligner.pt"
+
+    @property
+    def align_report(self) -> Path:
+        return self.root / "align_report.jsonl"
+
+    @property
+    def pitch_stats(self) -> Path:
+        return self.root / "pitch_stats.json"
+
+    @property
+    def pitch_report(self) -> Path:
+        return self.root / "pitch_report.jsonl"
+
+    # folders
+    def dir(self, name: str) -> Path:
+        """A per-utterance artifact folder: wavs, mels, durations, alignments, pitch, energy, gta."""
+        return self.root / name
+
+    def wav_path(self, utt_id: str) -> Path:
+        return self.root / "wavs" / f"{utt_id}.wav"
+
+    def mel_path(self, utt_id: str) -> Path:
+        return self.root / "mels" / f"{utt_id}.npy"
+
+    def duration_path(self, utt_id: str) -> Path:
+        return self.root / "durations" / f"{utt_id}.npy"
+
+    def pitch_path(self, utt_id: str) -> Path:
+        return self.root / "pitch" / f"{utt_id}.npy"
+
+    def energy_path(self, utt_id: str) -> Path:
+        return self.root / "energy" / f"{utt_id}.npy"
+
+    def load_manifest(self, split: str | None = None) -> list[dict]:
+        """Manifest rows (optionally one split); a clear error when the workspace is missing."""
+        if not self.manifest.exists():
+            raise WorkspaceError(
+                f"{self.root}: no manifest.jsonl here; run `tts preprocess DATA --out {self.root}` first"
+            )
+        rows = read_jsonl(self.manifest)
+        if split is not None:
+            rows = [r for r in rows if r.get("split") == split]
+        return rows
+
+    def load_symbols(self) -> list[str]:
+        if not self.symbols.exists():
+            raise WorkspaceError(f"{self.root}: no symbols.json; run `tts preprocess` first")
+        return json.loads(self.symbols.read_text(encoding="utf-8"))["symbols"]
+
+    def load_config(self) -> dict:
+        import yaml
+
+        if not self.config.exists():
+            raise WorkspaceError(f"{self.root}: no config.yaml; run `tts preprocess` first")
+        return yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
