@@ -1,0 +1,71 @@
+"""The one text pipeline used by preprocess and synthesis: text -> normalised text ->
+phonemes -> model symbols.
+
+text_type:
+  "text"       normalise, then espeak-ng IPA (stress marks, punctuation, word spaces)
+  "characters" normalise, then lower-cased characters (no espeak needed)
+  "phonemes"   the input already is a phoneme string: only cut into symbols
+A text with nothing to pronounce gives an empty symbol list (callers reject it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tts_cli.text.symbols import (PUNCTUATION, SPACE, STRESS, canonical_text_type,
+                                  characters_to_symbols, split_phonemes)
+
+_SILENT = set(PUNCTUATION) | {SPACE, *STRESS}
+
+
+@dataclass
+class TextResult:
+    normalized: str
+    phonemes: str  # IPA; in characters mode the lower-cased text the symbols come from
+    symbols: list[str] = field(default_factory=list)
+
+
+def _finish(symbols: list[str], keep_stress: bool) -> list[str]:
+    if not keep_stress:
+        symbols = [s for s in symbols if s not in STRESS]
+    while symbols and symbols[0] == SPACE:
+        symbols = symbols[1:]
+    while symbols and symbols[-1] == SPACE:
+        symbols = symbols[:-1]
+    # Only punctuation/spaces/stress: nothing to say.
+    return symbols if any(s not in _SILENT for s in symbols) else []
+
+
+def _strip_stress(phonemes: str) -> str:
+    return re.sub("[" + "".join(STRESS) + "]", "", phonemes)
+
+
+def texts_to_symbols(texts: list[str], language: str = "es", text_type: str = "text",
+                     normalize: bool = True, keep_stress: bool = True) -> list[TextResult]:
+    """Batch version of text_to_symbols: espeak runs once for all texts (much faster)."""
+    from tts_cli.text.normalize import basic_cleanup, normalize_text
+
+    text_type = canonical_text_type(text_type)
+    if text_type == "phonemes":
+        cleaned = [basic_cleanup(t) for t in texts]
+        return [TextResult(c, c if keep_stress else _strip_stress(c),
+                           _finish(split_phonemes(c), keep_stress)) for c in cleaned]
+    normalized = [normalize_text(t, language) if normalize else basic_cleanup(t) for t in texts]
+    if text_type == "characters":
+        results = []
+        for norm in normalized:
+            symbols = _finish(characters_to_symbols(norm), keep_stress=True)
+            results.append(TextResult(norm, "".join(symbols), symbols))
+        return results
+    from tts_cli.text.phonemize import phonemize_many
+
+    phonemes = phonemize_many(normalized, language)
+    if not keep_stress:
+        phonemes = [_strip_stress(p) for p in phonemes]
+    return [TextResult(n, p, _finish(split_phonemes(p), keep_stress)) for n, p in zip(normalized, phonemes)]
+
+
+def text_to_symbols(text: str, language: str = "es", text_type: str = "text",
+                    normalize: bool = True, keep_stress: bool = True) -> TextResult:
+    """normalised text, phonemes and model symbols for one text."""
+    return texts_to_symbols([text], language, text_type, normalize, keep_stress)[0]

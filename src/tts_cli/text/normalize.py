@@ -1,0 +1,79 @@
+"""Text normalisation entry point: Spanish gets the full normaliser (normalize_es); other
+languages get whitespace/quote clean-up plus numbers spelled out by num2words when it knows
+the language, else the text passes through unchanged."""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+# Typographic variants folded to one form each, so the symbol inventory stays small.
+_QUOTES = str.maketrans({
+    "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "´": "'", "`": "'",
+    "–": "—", "―": "—",  # en dash / horizontal bar -> em dash (a pause)
+    "\u00a0": " ", "\u202f": " ", "\u2009": " ",  # non-breaking / thin spaces
+})
+_INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # zero-width, BOM, soft hyphen
+
+
+def basic_cleanup(text: str) -> str:
+    """NFC, one kind of each quote, no invisible characters, single spaces, '...' kept."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE_RE.sub("", text.translate(_QUOTES))
+    text = text.replace("…", "...")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def is_spanish(language: str) -> bool:
+    return language.lower().replace("_", "-").split("-")[0] == "es"
+
+
+@functools.lru_cache(maxsize=None)
+def num2words_language(language: str) -> str | None:
+    """num2words' code for an espeak/BCP-47 language code: 'pt-br' -> 'pt_BR', 'en-us' -> 'en',
+    'de' -> 'de'; None when num2words does not support it."""
+    try:
+        from num2words import CONVERTER_CLASSES
+    except ImportError:  # optional for non-Spanish text
+        return None
+    parts = language.replace("_", "-").split("-")
+    candidates = [parts[0].lower()]
+    if len(parts) > 1:
+        candidates.insert(0, f"{parts[0].lower()}_{parts[1].upper()}")
+    return next((c for c in candidates if c in CONVERTER_CLASSES), None)
+
+
+def _numbers_with_num2words(text: str, lang: str) -> str:
+    from num2words import num2words
+
+    english = lang.startswith("en")
+    # English style "1,500.25"; continental style "1.500,25".
+    group, point = (",", ".") if english else (".", ",")
+    number_re = re.compile(
+        rf"(?<![\w.,])(-?)(\d{{1,3}}(?:{re.escape(group)}\d{{3}})+|\d+)(?:{re.escape(point)}(\d+))?(?![\d\w])")
+
+    def say(m: re.Match) -> str:
+        whole = m.group(2).replace(group, "")
+        value = f"{m.group(1)}{whole}" + (f".{m.group(3)}" if m.group(3) else "")
+        try:
+            from decimal import Decimal
+            # num2words writes "one thousand, five hundred": that comma is not a pause.
+            return num2words(Decimal(value), lang=lang).replace(",", "")
+        except Exception:  # num2words raises various errors for unsupported cases
+            return m.group(0)
+
+    return number_re.sub(say, text)
+
+
+def normalize_text(text: str, language: str = "es") -> str:
+    """Text ready for the phonemiser (or for characters mode) in `language`."""
+    if is_spanish(language):
+        from tts_cli.text.normalize_es import normalize_es
+
+        return normalize_es(text)
+    text = basic_cleanup(text)
+    lang = num2words_language(language)
+    if lang is not None:
+        text = _numbers_with_num2words(text, lang)
+    return text
