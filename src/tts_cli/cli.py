@@ -46,7 +46,7 @@ def preprocess(
     out: Path = typer.Option(..., "--out", "-o", help="Workspace folder to write."),
     format: str = typer.Option("auto", "--format", "-f", help="auto | ljspeech | css10 | folder | manifest."),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="espeak-ng language (default es)."),
-    text_type: Optional[str] = typer.Option(None, "--text-type", help="phonemes | characters | ipa (pre-phonemised input)."),
+    text_type: Optional[str] = typer.Option(None, "--text-type", help="text (normalise + espeak-ng) | characters | phonemes (input already IPA)."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Recipe name or YAML path."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Target sample rate."),
@@ -114,13 +114,35 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, metrics, samples)."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset (tiny, base) or recipe name/path."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimizer steps of the run."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Fine-tune: load weights only from a checkpoint."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Fine-tune: load weights only from a checkpoint (ours or NVIDIA's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
-    device: Optional[str] = typer.Option(None, "--device"),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default: on, bf16 where supported)."),
+    amp_dtype: Optional[str] = typer.Option(None, "--amp-dtype", help="bf16 | fp16 (fp16 uses a GradScaler)."),
+    alignment: Optional[str] = typer.Option(None, "--alignment", help="external (durations from `tts align`) | learned (FastPitch 1.1 aligner)."),
+    batch_frames: Optional[int] = typer.Option(None, "--batch-frames", help="Padded mel frames per batch (per GPU)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Skip clips longer than this many frames."),
+    freeze: List[str] = typer.Option([], "--freeze", help="Freeze a named part (e.g. encoder); repeatable."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Base learning rate override."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading worker processes."),
 ) -> None:
-    """Train FastPitch on a workspace."""
-    _fail("`tts train` is not implemented yet", 2)
+    """Train FastPitch on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
+    from .stages.train import TrainConfigError, train as run
+    from .training.loop import TrainingError
+    from .workspace import WorkspaceError
+
+    amp_setting = None if amp is None else (amp_dtype or "auto") if amp else "none"
+    if amp_setting is None and amp_dtype:
+        amp_setting = amp_dtype
+    try:
+        summary = run(work, out, config=config, steps=steps, init_from=init_from, resume=resume, device=device,
+                      amp=amp_setting, alignment=alignment, batch_frames=batch_frames, max_frames=max_frames,
+                      freeze=tuple(freeze), lr=lr, compile=compile, num_workers=workers)
+    except (TrainConfigError, TrainingError, WorkspaceError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if summary["stopped"] == "interrupted":
+        raise typer.Exit(130)
 
 
 @app.command()

@@ -36,7 +36,7 @@ class AudioConfig:
 @dataclass
 class TextConfig:
     language: str = "es"
-    text_type: str = "phonemes"  # phonemes (espeak-ng) | characters | pre-phonemised input
+    text_type: str = "text"  # text (normalise + espeak-ng) | characters | phonemes (pre-phonemised input)
     normalize: bool = True
     keep_stress: bool = True
 

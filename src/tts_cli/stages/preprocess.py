@@ -115,10 +115,8 @@ def preprocess(
     try:
         dataset = read_dataset(data, dcfg.format)
     except DatasetError as e:
-        raise PreprocessError(f"{data}: {e}") from e
+        raise PreprocessError(str(e)) from e
     entries = list(dataset.entries)
-    if not entries:
-        raise PreprocessError(f"{data}: no utterances found")
     if data.resolve() in (ws.root.resolve(), *ws.root.resolve().parents):
         raise PreprocessError(f"{ws.root}: the workspace must be outside the dataset folder (DATA is never modified)")
     ws.root.mkdir(parents=True, exist_ok=True)
@@ -140,9 +138,9 @@ def preprocess(
         items.append((uid, e))
 
     # ---- text (main process, batched)
-    from ..text import espeak_info
+    from ..text import canonical_text_type, espeak_info
 
-    espeak = espeak_info() if tcfg.text_type == "phonemes" else {}
+    espeak = espeak_info() if canonical_text_type(tcfg.text_type) == "text" else {}
     text_key = _settings_hash([asdict(tcfg), espeak.get("version")])
     todo_text = []
     text_rows: dict[str, dict] = {}
@@ -255,7 +253,7 @@ def _phonemise_all(texts: list[str], tcfg) -> list[dict]:
     from ..text import texts_to_symbols
 
     out: list[dict] = []
-    kw = dict(language=tcfg.language, text_type=tcfg.text_type, normalize=tcfg.normalize)
+    kw = dict(language=tcfg.language, text_type=tcfg.text_type, normalize=tcfg.normalize, keep_stress=tcfg.keep_stress)
     for i in range(0, len(texts), 256):
         chunk = texts[i : i + 256]
         try:
