@@ -1,0 +1,332 @@
+"""`tts train`: FastPitch on a workspace (durations from `tts align`, pitch from `tts extract-pitch`).
+
+Config = a preset name (`tiny`, `base`), a recipe (recipes/NAME.yaml or a path) or a dict, with
+sections `model:` (FastPitchConfig fields or `preset:`) and `train:` (TrainSettings + loss weights
+and KL schedule). The resolved config is saved as RUN/config.yaml; `--resume` reads it back.
+
+`init_from` (fine-tuning) loads weights only, remapping symbols by name and resizing speakers
+(`tts_cli.checkpoints.init_from`), then trains with a fresh optimizer from step 0.
+`resume` restores everything from RUN/checkpoints/last.pt and continues to `steps`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from tts_cli.workspace import Workspace, WorkspaceError, atomic_write_text
+
+log = logging.getLogger("tts_cli.train")
+
+
+class TrainConfigError(ValueError):
+    """Bad train settings or run folder; str() says what to do."""
+
+
+# ----------------------------------------------------------------------------- config
+
+def resolve_config(config: str | Path | dict | None) -> dict:
+    """{model: {...}, train: {...}, ...} from a preset name, a recipe or a dict."""
+    import yaml
+
+    from tts_cli.config import find_recipe
+    from tts_cli.models.fastpitch import PRESETS
+
+    if config is None:
+        return {"model": {"preset": "base"}, "train": {}}
+    if isinstance(config, dict):
+        cfg = dict(config)
+    elif str(config) in PRESETS:
+        cfg = {"model": {"preset": str(config)}}
+    else:
+        try:
+            path = find_recipe(config)
+        except FileNotFoundError as e:
+            raise TrainConfigError(f"{e}; presets: {', '.join(PRESETS)}") from None
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cfg.setdefault("model", {})
+    cfg.setdefault("train", {})
+    return cfg
+
+
+def _checkpoint_meta(ws: Workspace, model_cfg: dict, symbols: list[str], speakers: dict[str, int],
+                     pitch_stats: dict, work_cfg: dict) -> dict:
+    """The self-describing part of every checkpoint: enough to synthesise without the workspace."""
+    import json
+
+    sym_file = json.loads(ws.symbols.read_text(encoding="utf-8"))
+    text = {**(work_cfg.get("text") or {}), **{k: v for k, v in sym_file.items() if k != "symbols"}}
+    espeak = (work_cfg.get("workspace") or {}).get("espeak") or {}
+    if text.get("text_type", "phonemes") == "phonemes":
+        text.setdefault("phonemiser", "espeak-ng")
+    if espeak.get("version"):
+        text["espeak_ng"] = str(espeak["version"])
+    if espeak.get("phonemizer"):
+        text["phonemizer_version"] = str(espeak["phonemizer"])
+    return {
+        "kind": "fastpitch",
+        "config": model_cfg,
+        "symbols": list(symbols),
+        "text": text,
+        "audio": dict(work_cfg.get("audio") or {}),
+        "pitch_stats": pitch_stats,
+        "speakers": dict(speakers),
+    }
+
+
+def _freeze(model, names: Sequence[str]) -> list[str]:
+    """Freeze parameters under each named part (a module path like `encoder` or `decoder.layers.0`)."""
+    frozen = []
+    params = dict(model.named_parameters())
+    for name in names:
+        hit = [n for n in params if n == name or n.startswith(name + ".")]
+        if not hit:
+            parts = sorted({n.split(".")[0] for n in params})
+            raise TrainConfigError(f"--freeze {name!r}: no such part (top-level parts: {', '.join(parts)})")
+        for n in hit:
+            params[n].requires_grad_(False)
+        frozen.append(f"{name} ({sum(params[n].numel() for n in hit):,} params)")
+    return frozen
+
+
+def _setup_logging(is_main: bool) -> None:
+    ours = logging.getLogger("tts_cli")
+    if not ours.handlers and not logging.getLogger().handlers:  # the app's own logging config wins
+        from rich.logging import RichHandler
+
+        ours.addHandler(RichHandler(show_path=False, show_time=False))
+    ours.setLevel(logging.INFO if is_main else logging.ERROR)
+
+
+# ----------------------------------------------------------------------------- the stage
+
+def train(
+    work: str | Path,
+    out: str | Path,
+    config: str | Path | dict | None = None,
+    steps: int | None = None,
+    init_from: str | Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    amp: Any = None,
+    alignment: str | None = None,
+    batch_frames: int | None = None,
+    max_frames: int | None = None,
+    freeze: Sequence[str] = (),
+    lr: float | None = None,
+    compile: bool | None = None,
+    num_workers: int | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    console=None,
+    _hooks: dict | None = None,
+) -> dict:
+    """Train FastPitch on WORK into the run folder OUT; returns a summary dict."""
+    import torch
+    from rich.console import Console
+
+    from tts_cli.config import deep_merge, dump_yaml
+    from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
+    from tts_cli.training.data import (
+        BucketBatchSampler, TTSDataset, collate, ignore_signals, load_pitch_stats, speaker_map,
+    )
+    from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
+    from tts_cli.training.loop import (
+        Trainer, TrainSettings, cleanup_distributed, load_training_checkpoint, resolve_amp, seed_everything,
+        setup_distributed,
+    )
+
+    console = console or Console(stderr=True)
+    dist_info, dev = setup_distributed(device)
+    _setup_logging(dist_info.is_main)
+    try:
+        ws = Workspace(work)
+        run = Path(out)
+        last = run / "checkpoints" / "last.pt"
+        resume_ckpt = None
+        if resume and last.exists():
+            resume_ckpt = load_training_checkpoint(last)
+            if init_from:
+                raise TrainConfigError("--resume and --init-from exclude each other: resume restores the run in --out")
+            cfg = resolve_config(_read_yaml(run / "config.yaml") if (run / "config.yaml").exists() else
+                                 {"model": resume_ckpt["config"], "train": resume_ckpt.get("train", {})})
+            ignored = [n for n, v in (("lr", lr), ("batch_frames", batch_frames), ("max_frames", max_frames),
+                                      ("freeze", tuple(freeze)), ("alignment", alignment), ("config", config))
+                       if v not in (None, ())]
+            if ignored and dist_info.is_main:
+                log.warning("--resume continues the saved run; ignoring %s (start a new --out to change them)",
+                            ", ".join(ignored))
+            lr = batch_frames = max_frames = alignment = None
+            freeze = tuple(cfg.get("train", {}).get("freeze", ()))
+        else:
+            if resume and dist_info.is_main:
+                log.warning("%s: nothing to resume yet; starting a new run", run)
+            if last.exists():
+                raise TrainConfigError(f"{run} already holds a run (checkpoints/last.pt); "
+                                       "add --resume to continue it or choose another --out")
+            cfg = resolve_config(config)
+
+        # ---- workspace facts
+        rows = ws.load_manifest()
+        symbols = ws.load_symbols()
+        speakers = speaker_map(rows)
+        pitch_stats = load_pitch_stats(ws.pitch_stats)
+        work_cfg = ws.load_config() if ws.config.exists() else {}
+
+        # ---- settings
+        train_dict = dict(cfg["train"])
+        train_dict.pop("freeze", None)
+        task_settings = FastPitchTaskSettings.pop_from(train_dict)
+        overrides = {"steps": steps, "lr": lr, "batch_frames": batch_frames, "max_frames": max_frames,
+                     "compile": compile, "num_workers": num_workers, "seed": seed}
+        if amp is not None:
+            overrides["amp"] = amp
+        train_dict.update({k: v for k, v in overrides.items() if v is not None})
+        if "steps" not in train_dict and train_dict.get("steps_per_minute"):
+            minutes = sum(float(r.get("duration_s", 0)) for r in rows if r.get("split") == "train") / 60
+            train_dict["steps"] = max(1, round(float(train_dict["steps_per_minute"]) * minutes))
+            if dist_info.is_main:
+                log.info("steps = %d (%.4g steps per minute x %.1f min of training audio)",
+                         train_dict["steps"], train_dict["steps_per_minute"], minutes)
+        try:
+            settings = TrainSettings.from_dict(train_dict)
+        except (TypeError, ValueError) as e:
+            raise TrainConfigError(str(e)) from None
+
+        model_section = dict(cfg["model"])
+        if alignment:
+            model_section["alignment"] = alignment
+        model_section.update(n_symbols=len(symbols), n_speakers=max(1, len(speakers)))
+        if resume_ckpt is not None:
+            model_cfg = FastPitchConfig.from_dict({k: v for k, v in resume_ckpt["config"].items()})
+        else:
+            try:
+                model_cfg = FastPitchConfig.from_dict(model_section)
+            except (TypeError, ValueError) as e:
+                raise TrainConfigError(str(e)) from None
+        align_mode = model_cfg.alignment
+
+        # ---- model (+ fine-tuning init, freezing, pitch statistics of this workspace)
+        seed_everything(settings.seed)
+        model = FastPitch(model_cfg)
+        load_report = None
+        if init_from and resume_ckpt is None:
+            from tts_cli import checkpoints
+
+            try:
+                src = checkpoints.load_checkpoint(init_from)
+            except checkpoints.CheckpointError as e:
+                raise TrainConfigError(str(e)) from None
+            load_report = checkpoints.init_from(model, src, symbols, speakers)
+            load_report.source = load_report.source or str(init_from)
+            if dist_info.is_main:
+                load_report.print(console)
+        corpus = pitch_stats["corpus"]
+        model.pitch_mean.fill_(float(corpus["mean"]))
+        model.pitch_std.fill_(float(corpus["std"]))
+        frozen = _freeze(model, freeze) if freeze else []
+
+        meta = _checkpoint_meta(ws, model_cfg.to_dict(), symbols, speakers, pitch_stats, work_cfg)
+        from tts_cli.config import audio_config
+
+        audio_cfg = audio_config({"audio": meta["audio"]})
+        task = FastPitchTask(model, align_mode, task_settings, meta, audio_cfg, val_samples=settings.val_samples)
+
+        # ---- data
+        learned = align_mode == "learned"
+        train_ds = TTSDataset(ws, "train", symbols=symbols, speakers=speakers, pitch_stats=pitch_stats,
+                              use_durations=not learned, attn_prior=learned)
+        if len(train_ds) == 0:
+            raise WorkspaceError(f"{ws.root}: the train split is empty")
+        sampler = BucketBatchSampler(
+            train_ds.frame_lengths, settings.batch_frames, max_frames=settings.max_frames, seed=settings.seed,
+            num_replicas=dist_info.world_size, rank=dist_info.rank, ids=train_ds.ids,
+            max_batch_size=settings.max_batch_size, warn=dist_info.is_main,
+        )
+        loader = torch.utils.data.DataLoader(
+            train_ds, batch_sampler=sampler, collate_fn=collate, num_workers=settings.num_workers,
+            pin_memory=dev.type == "cuda", persistent_workers=settings.num_workers > 0,
+            worker_init_fn=ignore_signals if settings.num_workers > 0 else None,
+            generator=torch.Generator(),  # keep the global RNG (dropout) untouched for exact resume
+        )
+        val_batches = []
+        if dist_info.is_main:
+            val_rows = [r for r in rows if r.get("split") == "val"]
+            if val_rows:
+                val_ds = TTSDataset(ws, "val", symbols=symbols, speakers=speakers, pitch_stats=pitch_stats,
+                                    use_durations=not learned, attn_prior=learned)
+                vs = BucketBatchSampler(val_ds.frame_lengths, settings.batch_frames, max_frames=settings.max_frames,
+                                        shuffle=False, ids=val_ds.ids, warn=False)
+                val_batches = [collate([val_ds[i] for i in b]) for b in vs]
+            else:
+                log.warning("%s: no validation split; best.pt will not be written", ws.root)
+
+        # ---- run folder
+        resolved = deep_merge(cfg, {"model": model_cfg.to_dict(),
+                                    "train": {**settings.to_dict(), **task_settings.to_dict(),
+                                              "freeze": list(freeze)}})
+        if dist_info.is_main:
+            run.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run / "config.yaml", dump_yaml(resolved))
+            n_params = sum(p.numel() for p in model.parameters())
+            n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            console.print(
+                f"[bold]train[/] {ws.root} -> {run}: {len(train_ds)} train / {len(val_batches) and sum(len(b['ids']) for b in val_batches)} val "
+                f"utterances, {len(sampler)} batches/epoch/rank, {n_params:,} params ({n_train:,} trained), "
+                f"alignment {align_mode}, device {dev}, amp {resolve_amp(settings.amp, dev)}, "
+                f"world {dist_info.world_size}" + (f", frozen: {', '.join(frozen)}" if frozen else "")
+                + (f", resuming at step {resume_ckpt['step']}" if resume_ckpt else "")
+            )
+
+        trainer = Trainer(task, settings, run, loader, sampler, val_batches=val_batches, device=dev,
+                          dist_info=dist_info, resume_from=resume_ckpt, show_progress=progress, hooks=_hooks)
+        result = trainer.fit()
+        summary = {
+            "run": str(run), "step": result.step, "steps": settings.steps, "epoch": result.epoch,
+            "stopped": result.stopped, "last_checkpoint": result.last_checkpoint,
+            "best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss,
+            "losses": result.last_losses, "frames_per_s": result.frames_per_s,
+            "skipped_steps": result.skipped_steps, "load_report": _report_rows(load_report),
+        }
+        if dist_info.is_main:
+            _print_summary(console, summary)
+        return summary
+    finally:
+        cleanup_distributed()
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _report_rows(report) -> list | None:
+    if report is None:
+        return None
+    return [{"name": e.name, "action": e.action, "shape": list(e.shape), "detail": e.detail} for e in report.entries]
+
+
+def _print_summary(console, s: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"tts train: {s['stopped']}", show_header=False)
+    t.add_row("run", s["run"])
+    t.add_row("step", f"{s['step']} / {s['steps']} (epoch {s['epoch']})")
+    for k, v in (s["losses"] or {}).items():
+        t.add_row(f"loss {k}", f"{v:.4f}")
+    if s["best_val_loss"] is not None:
+        t.add_row("best val loss", f"{s['best_val_loss']:.4f}")
+    if s["frames_per_s"]:
+        t.add_row("frames/s", f"{s['frames_per_s']:,.0f}")
+    if s["skipped_steps"]:
+        t.add_row("skipped (non-finite)", str(s["skipped_steps"]))
+    t.add_row("last checkpoint", str(s["last_checkpoint"]))
+    if s["best_checkpoint"]:
+        t.add_row("best checkpoint", s["best_checkpoint"])
+    if s["stopped"] == "interrupted":
+        t.add_row("continue with", f"tts train WORK --out {s['run']} --resume --steps {s['steps']}")
+    console.print(t)
+
+
+__all__ = ["train", "resolve_config", "TrainConfigError"]

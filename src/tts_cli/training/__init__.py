@@ -1,0 +1,1 @@
+"""Training machinery shared by the acoustic model and the vocoder: data, optimiser, loop."""
