@@ -1,0 +1,527 @@
+"""`tts align`: learn symbol durations with the FastPitch 1.1 aligner + monotonic alignment search.
+
+Reads WORK/manifest.jsonl, symbols.json and mels/; trains `Aligner` with the forward-sum loss
+(+ the binarisation loss after a warm-up), then runs MAS per utterance and writes
+durations/<id>.npy (int32, one per symbol, summing to n_frames), alignments/<id>.png for a
+few utterances, align_report.jsonl (suspicious utterances) and aligner.pt.
+
+Resumable and deterministic: the batch order is a pure function of (seed, step), and
+aligner.pt holds model, optimizer, step and RNG state, so "train to K, get killed, resume to
+N" writes the same files as "train to N".
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..workspace import (Workspace, WorkspaceError, atomic_save_npy, atomic_torch_save, atomic_write_bytes,
+                         atomic_write_jsonl, atomic_write_text, read_jsonl)
+
+CKPT_FORMAT = "tts-cli-aligner"
+
+
+@dataclass
+class AlignConfig:
+    """Settings of section `align:` (recipe / WORK/config.yaml); saved in aligner.pt and align_config.yaml."""
+
+    steps: int = 700
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    grad_clip: float = 1.0  # global gradient-norm clip
+    # model (NVIDIA's sizes, so an aligner.pt could seed FastPitch's `attention.*`)
+    n_text_channels: int = 384
+    n_att_channels: int = 80
+    temperature: float = 0.0005
+    prior_scaling: float = 1.0  # beta-binomial prior width; applied in training and extraction
+    blank_logprob: float = -1.0
+    # silent symbols (stress marks, word spaces) may get 0 frames: they are no CTC targets and MAS may
+    # skip them. Measured on the sample corpus: 76% -> 81% of boundaries within 20 ms.
+    skip_silent: bool = True
+    # binarisation (KL) loss: weight ramps linearly from 0 at bin_start to bin_weight at bin_start+bin_warmup.
+    # Off by default: on the sample corpus it lowered boundary accuracy (81% -> 77% at 1000 steps).
+    bin_start: int = 400
+    bin_warmup: int = 200
+    bin_weight: float = 0.0
+    save_every: int = 250  # aligner.pt every N steps (and at the end)
+    extract_batch_size: int = 16
+    plots: int = 8  # alignment images for the first N utterances (by id)
+    # report thresholds
+    max_run_frames: int = 80  # longest single-symbol run allowed (80 x 256 / 22050 = 0.93 s)
+    max_zero_share: float = 0.0  # share of zero-length symbols allowed
+    min_confidence: float = 0.5  # mean soft probability along the hard path
+
+
+def align_config(cfg: dict | None) -> AlignConfig:
+    section = dict((cfg or {}).get("align") or {})
+    known = {f.name for f in fields(AlignConfig)}
+    unknown = set(section) - known
+    if unknown:
+        raise ValueError(f"unknown align setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    return AlignConfig(**section)
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass
+class Utterance:
+    id: str
+    ids: np.ndarray  # int64 symbol ids
+    n_frames: int
+    symbols: list
+    silent: np.ndarray  # bool per symbol: may get 0 frames
+
+
+def is_silent_symbol(symbol: str) -> bool:
+    """Symbols with no sound of their own: stress marks and word spaces (any language)."""
+    return bool(symbol) and all(c in "ˈˌ'" or c.isspace() for c in symbol)
+
+
+def _load_items(ws: Workspace, rows: list[dict], symbols: list[str], console) -> tuple[list[Utterance], list[dict]]:
+    """Manifest rows -> utterances with symbol ids; bad rows are reported and skipped."""
+    index = {s: i for i, s in enumerate(symbols)}
+    items, skipped = [], []
+    for row in rows:
+        uid = row.get("id", "?")
+        syms = row.get("symbols") or []
+        missing = sorted({s for s in syms if s not in index})
+        reason = None
+        if not syms:
+            reason = "no symbols"
+        elif missing:
+            reason = f"symbols not in symbols.json: {' '.join(missing)}"
+        elif not ws.mel_path(uid).exists():
+            reason = f"missing {ws.mel_path(uid)}"
+        else:
+            reason = _check_mel(ws.mel_path(uid), int(row.get("n_frames", -1)))
+        if reason:
+            console.print(f"[yellow]skip {uid}: {reason}[/]")
+            skipped.append({"id": uid, "reasons": [reason]})
+            continue
+        silent = np.array([is_silent_symbol(s) for s in syms], dtype=bool)
+        items.append(Utterance(uid, np.array([index[s] for s in syms], dtype=np.int64), int(row["n_frames"]), syms, silent))
+    return items, skipped
+
+
+_MEL_CACHE: dict = {}
+_MEL_CACHE_LIMIT = 1 << 30  # bytes of mels kept in memory between batches
+
+
+def _check_mel(path: Path, n_frames: int) -> str | None:
+    """Why a mel file is unusable (reads only the header), or None."""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError) as e:
+        return f"unreadable {path}: {e}"
+    if len(shape) != 2 or shape[1] != n_frames or n_frames < 1:
+        return f"{path}: shape {shape} does not match n_frames={n_frames} in the manifest"
+    return None
+
+
+def _load_mel(ws: Workspace, utt: Utterance) -> np.ndarray:
+    key = (str(ws.root), utt.id)
+    if key in _MEL_CACHE:
+        return _MEL_CACHE[key]
+    mel = _read_mel(ws, utt)
+    if sum(m.nbytes for m in _MEL_CACHE.values()) + mel.nbytes <= _MEL_CACHE_LIMIT:
+        _MEL_CACHE[key] = mel
+    return mel
+
+
+def _read_mel(ws: Workspace, utt: Utterance) -> np.ndarray:
+    mel = np.load(ws.mel_path(utt.id), allow_pickle=False)
+    if mel.ndim != 2 or mel.shape[1] != utt.n_frames:
+        raise ValueError(f"{ws.mel_path(utt.id)}: shape {mel.shape} does not match n_frames={utt.n_frames} in the manifest")
+    return mel.astype(np.float32, copy=False)
+
+
+def _collate(ws: Workspace, batch: list[Utterance], n_mel: int, prior_scaling: float, skip_silent: bool):
+    import torch
+
+    from ..models.alignment import prior_batch
+
+    t_text = max(len(u.ids) for u in batch)
+    t_mel = max(u.n_frames for u in batch)
+    text = torch.zeros(len(batch), t_text, dtype=torch.long)
+    mel = torch.zeros(len(batch), n_mel, t_mel)
+    silent = torch.zeros(len(batch), t_text, dtype=torch.bool)
+    for b, u in enumerate(batch):
+        text[b, : len(u.ids)] = torch.from_numpy(u.ids)
+        if skip_silent:
+            silent[b, : len(u.ids)] = torch.from_numpy(u.silent)
+        mel[b, :, : u.n_frames] = torch.from_numpy(_load_mel(ws, u))
+    text_lens = torch.tensor([len(u.ids) for u in batch])
+    mel_lens = torch.tensor([u.n_frames for u in batch])
+    prior = prior_batch(text_lens.tolist(), mel_lens.tolist(), prior_scaling)
+    return text, text_lens, mel, mel_lens, prior, silent
+
+
+def batch_for_step(n_items: int, lengths: np.ndarray, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Item indices of training batch `step`: a pure function of (seed, step).
+
+    Each epoch shuffles the items with its own seed, sorts pools of 8 batches by length
+    (so batches hold similar lengths: less padding) and shuffles the batch order.
+    """
+    n_batches = max(1, -(-n_items // batch_size))
+    epoch, k = divmod(step, n_batches)
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(n_items)
+    pool = batch_size * 8
+    batches = []
+    for start in range(0, n_items, pool):
+        chunk = perm[start: start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+    order = rng.permutation(len(batches))
+    return batches[order[k % len(batches)]]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _build_model(n_symbols: int, n_mel: int, cfg: AlignConfig):
+    from ..models.alignment import Aligner
+
+    return Aligner(n_symbols, n_mel, cfg.n_text_channels, cfg.n_att_channels, cfg.temperature)
+
+
+def _save_ckpt(path: Path, model, opt, step: int, cfg: AlignConfig, symbols: list[str], n_mel: int, seed: int,
+               loss: float | None) -> None:
+    import torch
+
+    atomic_torch_save(path, {
+        "format": CKPT_FORMAT, "version": 1, "step": int(step), "seed": int(seed),
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "rng": {"torch": torch.get_rng_state()},
+        "config": asdict(cfg), "symbols": list(symbols), "n_mel_channels": int(n_mel),
+        "loss": None if loss is None else float(loss),
+    })
+
+
+def _state_dict_of(ckpt: dict) -> dict:
+    for key in ("model", "state_dict"):
+        if isinstance(ckpt.get(key), dict):
+            sd = ckpt[key]
+            break
+    else:
+        sd = ckpt
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def _find_symbols(ckpt: dict) -> list[str] | None:
+    """The symbol table stored in a checkpoint, wherever a trainer put it (top level or a sub-dict)."""
+    if isinstance(ckpt.get("symbols"), list):
+        return ckpt["symbols"]
+    for value in ckpt.values():
+        if isinstance(value, dict):
+            syms = value.get("symbols")
+            if isinstance(syms, list) and all(isinstance(s, str) for s in syms):
+                return syms
+            if isinstance(syms, dict) and isinstance(syms.get("symbols"), list):
+                return syms["symbols"]
+    return None
+
+
+def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, temperature: float = 0.0005):
+    """An `Aligner` with the weights of a trained FastPitch checkpoint (`attention.*` +
+    `encoder.word_emb.weight`) or of a standalone aligner.pt, its embedding rows re-ordered to
+    `symbols` when the checkpoint carries its own symbol table."""
+    import torch
+
+    from ..models.alignment import Aligner
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    sd = _state_dict_of(ckpt)
+    att = {k[len("attention."):]: v for k, v in sd.items() if k.startswith("attention.")}
+    emb = sd.get("encoder.word_emb.weight", sd.get("embedding.weight"))
+    if not att or emb is None:
+        raise ValueError(f"{path}: no aligner weights (expected `attention.*` and `encoder.word_emb.weight` "
+                         "or `embedding.weight`); was this FastPitch trained with the joint aligner?")
+    n_text = att["key_proj.0.conv.weight"].shape[1]
+    n_att = att["key_proj.2.conv.weight"].shape[0]
+    ck_mel = att["query_proj.0.conv.weight"].shape[1]
+    if ck_mel != n_mel:
+        raise ValueError(f"{path}: aligner expects {ck_mel} mel channels, the workspace has {n_mel}")
+    ck_symbols = _find_symbols(ckpt)
+    if ck_symbols is not None:
+        where = {s: i for i, s in enumerate(ck_symbols)}
+        missing = [s for s in symbols[1:] if s not in where]
+        if missing:
+            raise ValueError(f"{path}: symbols of this workspace unknown to the checkpoint: {' '.join(missing[:20])}")
+        rows = [where.get(s, 0) for s in symbols]
+        emb = emb[rows]
+    elif emb.shape[0] != len(symbols):
+        raise ValueError(f"{path}: checkpoint has {emb.shape[0]} symbols and no symbol table; "
+                         f"the workspace has {len(symbols)}")
+    cfg_temp = (ckpt.get("config") or {}).get("temperature", temperature) if isinstance(ckpt.get("config"), dict) else temperature
+    model = Aligner(len(symbols), n_mel, n_text, n_att, float(cfg_temp))
+    model.embedding.weight.data.copy_(emb)
+    model.attention.load_state_dict(att, strict=False)
+    missing = [k for k in model.attention.state_dict() if k not in att and not k.startswith("attn_proj")]
+    if missing:
+        raise ValueError(f"{path}: aligner weights incomplete, missing attention.{missing[0]}")
+    return model, {"n_text_channels": n_text, "n_att_channels": n_att, "temperature": float(cfg_temp)}
+
+
+# --------------------------------------------------------------------------- training
+
+def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int, cfg: AlignConfig, seed: int,
+           device: str, console) -> tuple[Any, dict]:
+    """Train (or resume, or skip when aligner.pt is complete); returns (model, info)."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..models.alignment import BinarizationLoss, ForwardSumLoss, binarize
+
+    torch.manual_seed(seed)
+    model = _build_model(len(symbols), n_mel, cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, last_loss = 0, None
+    if ws.aligner_ckpt.exists():
+        ckpt = torch.load(ws.aligner_ckpt, map_location="cpu", weights_only=True)
+        if ckpt.get("format") != CKPT_FORMAT:
+            raise ValueError(f"{ws.aligner_ckpt}: not an aligner checkpoint; remove it or use --force")
+        if ckpt.get("symbols") != list(symbols) or int(ckpt.get("n_mel_channels", -1)) != n_mel:
+            raise ValueError(f"{ws.aligner_ckpt}: trained on another symbol table or mel size; use --force to retrain")
+        shape_keys = ("n_text_channels", "n_att_channels")
+        if any(ckpt["config"].get(k) != getattr(cfg, k) for k in shape_keys):
+            raise ValueError(f"{ws.aligner_ckpt}: model size differs from the settings; use --force to retrain")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        for group in opt.param_groups:  # settings may have changed between runs
+            group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        step, last_loss = int(ckpt["step"]), ckpt.get("loss")
+        if step < cfg.steps:
+            console.print(f"resuming aligner training from {ws.aligner_ckpt} at step {step}")
+    start_step = step
+    info = {"start_step": start_step, "steps": cfg.steps, "nan_steps": 0}
+    if step >= cfg.steps:
+        info.update(trained_steps=0, final_loss=last_loss)
+        return model, info
+
+    lengths = np.array([u.n_frames for u in items])
+    ctc_loss, bin_loss = ForwardSumLoss(cfg.blank_logprob), BinarizationLoss()
+    model.train()
+    ema = last_loss  # continue the smoothed loss across a resume
+    t0 = time.perf_counter()
+    columns = [TextColumn("aligner"), BarColumn(), MofNCompleteColumn(), TextColumn("fwd-sum {task.fields[loss]}"),
+               TextColumn("bin {task.fields[bin]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=cfg.steps, completed=step, loss="-", bin="-")
+        while step < cfg.steps:
+            batch = [items[i] for i in batch_for_step(len(items), lengths, cfg.batch_size, seed, step)]
+            text, tlen, mel, mlen, prior, silent = (x.to(device) for x in _collate(ws, batch, n_mel, cfg.prior_scaling,
+                                                                                   cfg.skip_silent))
+            soft, logprob = model(text, tlen, mel, prior)
+            loss_ctc = ctc_loss(logprob, tlen, mlen, silent)
+            w = _bin_weight(cfg, step)
+            loss_bin = (bin_loss(binarize(logprob, tlen, mlen, silent), soft) if w > 0
+                        else torch.zeros((), device=device))
+            loss = loss_ctc + w * loss_bin
+            opt.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                value = float(loss_ctc.detach())
+                ema = value if ema is None else 0.95 * ema + 0.05 * value
+                last_loss = ema
+            else:  # guard: a bad batch must not poison the weights
+                info["nan_steps"] += 1
+            step += 1
+            progress.update(task, completed=step, loss=f"{ema:.3f}" if ema is not None else "nan",
+                            bin=f"{float(loss_bin.detach()):.3f}" if w > 0 else "-")
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                _save_ckpt(ws.aligner_ckpt, model, opt, step, cfg, symbols, n_mel, seed, last_loss)
+    info.update(trained_steps=step - start_step, final_loss=last_loss, train_seconds=time.perf_counter() - t0)
+    return model, info
+
+
+def _bin_weight(cfg: AlignConfig, step: int) -> float:
+    if step < cfg.bin_start or cfg.bin_weight <= 0:
+        return 0.0
+    return cfg.bin_weight * min(1.0, (step - cfg.bin_start + 1) / max(1, cfg.bin_warmup))
+
+
+# --------------------------------------------------------------------------- extraction
+
+def _extract(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: AlignConfig, device: str, plot_ids: set,
+             console) -> list[dict]:
+    """MAS durations for `items`; writes durations (and plots); returns per-utterance stats."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..models.alignment import mas_batch
+
+    model.eval()
+    order = sorted(items, key=lambda u: u.n_frames)
+    stats = []
+    with torch.no_grad(), Progress(TextColumn("durations"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                   console=console) as progress:
+        task = progress.add_task("extract", total=len(order))
+        for start in range(0, len(order), cfg.extract_batch_size):
+            batch = order[start: start + cfg.extract_batch_size]
+            text, tlen, mel, mlen, prior, silent = (x.to(device) for x in _collate(ws, batch, n_mel, cfg.prior_scaling,
+                                                                                   cfg.skip_silent))
+            soft, logprob = model(text, tlen, mel, prior)
+            hard = mas_batch(logprob.squeeze(1), tlen, mlen, silent)
+            soft = soft.squeeze(1).cpu().numpy()
+            for b, u in enumerate(batch):
+                h = hard[b, : u.n_frames, : len(u.ids)]
+                s = soft[b, : u.n_frames, : len(u.ids)]
+                dur = h.sum(0).round().astype(np.int32)
+                assert int(dur.sum()) == u.n_frames, (u.id, int(dur.sum()), u.n_frames)
+                atomic_save_npy(ws.duration_path(u.id), dur)
+                stats.append(_utterance_stats(u, dur, h, s, cfg))
+                if u.id in plot_ids:
+                    _plot(ws.dir("alignments") / f"{u.id}.png", u, s, dur)
+            progress.update(task, advance=len(batch))
+    return stats
+
+
+def _utterance_stats(u: Utterance, dur: np.ndarray, hard: np.ndarray, soft: np.ndarray, cfg: AlignConfig) -> dict:
+    confidence = float((soft * hard).sum() / max(1, u.n_frames))
+    longest = int(dur.max())
+    sounding = ~u.silent if cfg.skip_silent else np.ones(len(dur), bool)
+    zero_share = float((dur[sounding] == 0).mean()) if sounding.any() else 0.0
+    reasons = []
+    if longest > cfg.max_run_frames:
+        reasons.append(f"symbol {u.symbols[int(dur.argmax())]!r} (#{int(dur.argmax())}) lasts {longest} frames "
+                       f"> {cfg.max_run_frames}")
+    if zero_share > cfg.max_zero_share:
+        reasons.append(f"{zero_share:.0%} of sounding symbols get no frame (n_frames={u.n_frames}, symbols={len(u.ids)})")
+    if confidence < cfg.min_confidence:
+        reasons.append(f"low attention confidence {confidence:.2f} < {cfg.min_confidence}")
+    return {"id": u.id, "confidence": round(confidence, 4), "max_run_frames": longest,
+            "zero_share": round(zero_share, 4), "reasons": reasons}
+
+
+def _plot(path: Path, u: Utterance, soft: np.ndarray, dur: np.ndarray) -> None:
+    """Soft attention (symbols x frames) with the hard path drawn over it. No pyplot: no global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n_sym = len(u.ids)
+    fig = Figure(figsize=(min(24, 3 + u.n_frames / 40), min(20, 2 + n_sym / 6)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(soft.T, origin="lower", aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1)
+    ends = np.cumsum(dur)
+    starts = ends - dur
+    for j in range(n_sym):
+        if dur[j] > 0:
+            ax.plot([starts[j] - 0.5, ends[j] - 0.5], [j, j], color="red", linewidth=1.2)
+    ax.set_yticks(range(n_sym))
+    ax.set_yticklabels([s if s.strip() else "␣" for s in u.symbols], fontsize=6)
+    ax.set_xlabel("mel frame")
+    ax.set_title(u.id, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- the stage
+
+def align(work: str | Path, steps: int | None = None, batch_size: int | None = None, device: str = "cpu",
+          from_checkpoint: str | Path | None = None, force: bool = False, seed: int = 1234,
+          config: str | Path | dict | None = None, console=None) -> dict:
+    """Train the aligner on WORK (or take it from a checkpoint) and write durations, plots and a report.
+
+    config: a recipe name/path (its `align:` section is used) or a dict of settings sections.
+    force: retrain from scratch and rewrite every duration. Without it, training resumes from
+    aligner.pt and existing durations are kept (unless this call trained further: then they are stale).
+    Returns a summary dict.
+    """
+    import torch
+    from rich.console import Console
+
+    from ..config import deep_merge, dump_yaml, load_config
+
+    console = console or Console(stderr=True)
+    ws = Workspace(work)
+    _MEL_CACHE.clear()  # mels may have been rewritten since an earlier call in this process
+    rows = ws.load_manifest()
+    symbols = ws.load_symbols()
+    base = ws.load_config() if ws.config.exists() else {}
+    if isinstance(config, dict):
+        cfg_all = deep_merge(base, config)
+    else:
+        cfg_all = load_config(config, base=base) if config else base
+    cfg = align_config(cfg_all)
+    if steps is not None:
+        cfg.steps = int(steps)
+    if batch_size is not None:
+        cfg.batch_size = int(batch_size)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+
+    items, skipped = _load_items(ws, rows, symbols, console)
+    if not items:
+        raise WorkspaceError(f"{ws.root}: no usable utterances to align")
+    n_mel = int(cfg_all.get("audio", {}).get("n_mels") or _load_mel(ws, items[0]).shape[0])
+
+    t_start = time.perf_counter()
+    if from_checkpoint is not None:
+        model, dims = aligner_from_checkpoint(from_checkpoint, symbols, n_mel, cfg.temperature)
+        for k, v in dims.items():
+            setattr(cfg, k, v)
+        model = model.to(device)
+        info = {"source": str(from_checkpoint), "trained_steps": 0}
+    else:
+        if force and ws.aligner_ckpt.exists():
+            ws.aligner_ckpt.unlink()
+        model, info = _train(ws, items, symbols, n_mel, cfg, seed, device, console)
+        info["source"] = str(ws.aligner_ckpt)
+    rewrite_all = force or info.get("trained_steps", 0) > 0
+    atomic_write_text(ws.root / "align_config.yaml",
+                      dump_yaml({"align": asdict(cfg), "seed": seed, "source": info["source"]}))
+
+    todo = [u for u in items if rewrite_all or not ws.duration_path(u.id).exists()]
+    kept = len(items) - len(todo)
+    if kept:
+        console.print(f"keeping {kept} existing duration files (use --force to rewrite them)")
+    plot_ids = set(sorted(u.id for u in items)[: cfg.plots])
+    t_extract = time.perf_counter()
+    stats = _extract(ws, model, todo, n_mel, cfg, device, plot_ids, console) if todo else []
+    extract_seconds = time.perf_counter() - t_extract
+
+    # report: flagged utterances; rows of kept utterances survive from the previous report
+    done = {s["id"] for s in stats}
+    old = [r for r in read_jsonl(ws.align_report) if r.get("id") not in done and r.get("id") not in {s["id"] for s in skipped}]
+    flagged = [s for s in stats if s["reasons"]]
+    atomic_write_jsonl(ws.align_report, sorted(old + flagged + skipped, key=lambda r: r["id"]))
+
+    summary = {
+        "utterances": len(rows), "aligned": len(items), "extracted": len(stats), "kept": kept,
+        "skipped": len(skipped), "flagged": len(flagged) + len(old), "steps": cfg.steps,
+        "trained_steps": info.get("trained_steps", 0), "final_loss": info.get("final_loss"),
+        "mean_confidence": float(np.mean([s["confidence"] for s in stats])) if stats else None,
+        "extract_seconds": extract_seconds, "seconds": time.perf_counter() - t_start, "source": info["source"],
+    }
+    _print_summary(console, ws, summary)
+    return summary
+
+
+def _print_summary(console, ws: Workspace, s: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"tts align: {ws.root}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for label, key in [("utterances in manifest", "utterances"), ("durations written", "extracted"),
+                       ("durations kept", "kept"), ("skipped (bad input)", "skipped"),
+                       ("flagged (align_report.jsonl)", "flagged"), ("training steps run", "trained_steps"),
+                       ("forward-sum loss", "final_loss"), ("mean attention confidence", "mean_confidence"),
+                       ("time (s)", "seconds")]:
+        v = s.get(key)
+        table.add_row(label, "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+    console.print(table)
