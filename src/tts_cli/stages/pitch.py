@@ -32,7 +32,7 @@ PITCH_DEFAULTS: dict[str, Any] = {
     "method": None,  # None -> tts_cli.pitch.DEFAULT_METHOD
     "fmin": None,  # Hz; None -> C2 (65.4 Hz, NVIDIA's pyin setting)
     "fmax": None,  # Hz; None -> C7 (2093 Hz)
-    "auto_range": False,  # per-speaker fmin/fmax from a first pass over a sample of utterances
+    "auto_range": True,  # per-speaker fmin/fmax from a first pass over a sample of utterances
     "frame_length": 1024,
     "workers": None,  # None -> all cores
     "options": {},  # extra keyword arguments for the method (e.g. praat voicing_threshold)
