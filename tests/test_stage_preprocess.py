@@ -147,3 +147,15 @@ def test_sample_corpus_workspace(sample_workspace):
     cfg = ws.load_config()
     assert cfg["workspace"]["espeak"]["version"]
     assert all(r["n_frames"] == np.load(ws.mel_path(r["id"])).shape[1] for r in rows)
+
+
+def test_atomic_writes_have_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from tts_cli.workspace import atomic_write_text
+
+    p = atomic_write_text(tmp_path / "x.txt", "hola")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask

@@ -9,6 +9,10 @@ import io
 import json
 import os
 import tempfile
+
+# mkstemp makes 0600 files; artifacts get the permissions an ordinary open() would give
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -24,6 +28,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:
