@@ -126,8 +126,10 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="Base learning rate override."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading worker processes."),
+    model: str = typer.Option("fastpitch", "--model", help="fastpitch | hifigan (the vocoder; --config v1 | v2 | v3)."),
+    gta: Optional[Path] = typer.Option(None, "--gta", help="HiFi-GAN: first write teacher-forced mels of this FastPitch checkpoint to WORK/gta/, then train on them."),
 ) -> None:
-    """Train FastPitch on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
+    """Train FastPitch or a HiFi-GAN vocoder on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
     from .stages.train import TrainConfigError, train as run
     from .training.loop import TrainingError
     from .workspace import WorkspaceError
@@ -135,6 +137,26 @@ def train(
     amp_setting = None if amp is None else (amp_dtype or "auto") if amp else "none"
     if amp_setting is None and amp_dtype:
         amp_setting = amp_dtype
+    if model not in ("fastpitch", "hifigan"):
+        _fail(f"--model {model!r}: use fastpitch or hifigan")
+    if model == "fastpitch" and gta is not None:
+        _fail("--gta belongs to vocoder training: add --model hifigan")
+    if model == "hifigan":
+        from .stages.train_hifigan import train_hifigan
+
+        fastpitch_only = [n for n, v in (("--alignment", alignment), ("--batch-frames", batch_frames),
+                                         ("--max-frames", max_frames), ("--freeze", freeze)) if v]
+        if fastpitch_only:
+            _fail(f"{', '.join(fastpitch_only)}: FastPitch options, not used by --model hifigan")
+        try:
+            summary = train_hifigan(work, out, config=config, steps=steps, init_from=init_from, resume=resume,
+                                    device=device, amp=amp_setting, gta=gta, lr=lr, compile=compile,
+                                    num_workers=workers)
+        except (TrainConfigError, TrainingError, WorkspaceError, FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        if summary["stopped"] == "interrupted":
+            raise typer.Exit(130)
+        return
     try:
         summary = run(work, out, config=config, steps=steps, init_from=init_from, resume=resume, device=device,
                       amp=amp_setting, alignment=alignment, batch_frames=batch_frames, max_frames=max_frames,
@@ -147,12 +169,92 @@ def train(
 
 @app.command()
 def synthesize(
-    text: str = typer.Argument(..., help="Text to speak."),
-    output: Path = typer.Option(Path("tts_output.wav"), "--output", "-o", help="Output WAV ('-' for stdout)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint."),
+    text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
+    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output WAV ('-' for stdout)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else a bundled voice)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint (ours, jik876, NVIDIA) or griffin-lim (default: a vocoder beside the model, else griffin-lim)."),
+    speed: Optional[float] = typer.Option(None, "--speed", help="Speaking rate: >1 faster, 2 = half the duration (default 1)."),
+    pace: Optional[float] = typer.Option(None, "--pace", help="Alias of --speed."),
+    pitch_shift: float = typer.Option(0.0, "--pitch-shift", help="Semitones (12 = one octave up)."),
+    pitch_scale: float = typer.Option(1.0, "--pitch-scale", help="Pitch contour around the speaker mean: 0 flat, 1 as predicted, >1 livelier."),
+    energy_scale: float = typer.Option(1.0, "--energy-scale", help="Multiplies the predicted per-symbol energy."),
+    speaker: Optional[str] = typer.Option(None, "--speaker", "-s", help="Speaker name or id."),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="One utterance per line (text or id|text)."),
+    output_dir: Path = typer.Option(Path("tts_output"), "--output-dir", help="Folder for -i outputs (<id>.wav)."),
+    text_type: Optional[str] = typer.Option(None, "--text-type", help="text | characters | phonemes (default: as the voice was trained)."),
+    save_mel: bool = typer.Option(False, "--save-mel", help="Also write the mel as <name>.mel.npy."),
+    save_durations: bool = typer.Option(False, "--save-durations", help="Also write per-symbol durations as <name>.durations.json."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    precision: str = typer.Option("auto", "--precision", help="Vocoder precision: auto (bf16 where this CPU runs it faster, measured) | fp32 | bf16."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Utterances per batch with -i."),
 ) -> None:
-    """Speak text with a trained voice."""
-    _fail("`tts synthesize` is not implemented yet", 2)
+    """Speak text with a trained voice; prints audio seconds and RTF (compute time / audio time)."""
+    from .checkpoints import CheckpointError
+    from .stages.synthesize import synthesize_command
+    from .synthesis import SynthesisError
+    from .text import PhonemizerError
+    from .vocoders import VocoderError
+
+    if speed is not None and pace is not None and speed != pace:
+        _fail("--speed and --pace are the same setting; give one")
+    try:
+        synthesize_command(text, output=output, model=model, run=run, vocoder=vocoder,
+                           speed=speed if speed is not None else (pace if pace is not None else 1.0),
+                           pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
+                           speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
+                           save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
+                           batch_size=batch_size)
+    except (SynthesisError, VocoderError, CheckpointError, PhonemizerError, FileNotFoundError) as e:
+        _fail(str(e))
+
+
+@app.command("make-corpus")
+def make_corpus(
+    out: Path = typer.Option(..., "--out", "-o", help="Corpus folder to write (LJSpeech layout)."),
+    teacher: str = typer.Option("kokoro", "--teacher", help="Teacher voice engine (kokoro; needs the optional extra 'teacher')."),
+    voice: str = typer.Option("ef_dora", "--voice", "-v", help="Teacher voice; several comma-separated give one sub-folder each (ef_dora, em_alex, em_santa)."),
+    sentences: Optional[Path] = typer.Option(None, "--sentences", "-s", help="Sentence file, one a line (default data/teacher_sentences_es.txt)."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Worker processes, one thread each (0 = all cores)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first K sentences."),
+    speed: float = typer.Option(1.0, "--speed", help="Teacher speaking rate (0.85-0.9 is close to read speech)."),
+    language: str = typer.Option("es", "--language", "-l", help="espeak-ng language for the teacher (es, es-419)."),
+) -> None:
+    """Make a training corpus: a teacher voice reads a sentence list (audio + its phoneme durations)."""
+    from .teacher.corpus import DEFAULT_SENTENCES, CorpusError, make_corpus as run
+    from .teacher.kokoro import TeacherUnavailable
+
+    try:
+        run(teacher=teacher, voice=voice, sentences=sentences or DEFAULT_SENTENCES, out=out, workers=workers,
+            limit=limit, speed=speed, language=language)
+    except (CorpusError, TeacherUnavailable) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint (or a `tts train` run folder: its newest best.pt/last.pt)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Workspace with the reference recordings."),
+    split: str = typer.Option("val", "--split", help="Workspace split to evaluate (val | train)."),
+    texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one sentence a line (intelligibility only)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="Vocoder (as for `tts synthesize`)."),
+    asr: str = typer.Option("whisper-base", "--asr", help="whisper-base | none (whisper-base needs `pip install -e .\\[eval]`)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval/<checkpoint>-<split>)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Evaluate only the first N utterances."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+) -> None:
+    """Score a voice: intelligibility by offline speech recognition (CER/WER), MCD, F0 and duration error."""
+    from .stages.evaluate import EvaluateError, evaluate as run
+    from .workspace import WorkspaceError
+
+    if data is None and texts is None:
+        _fail("give a workspace (--data WORK) or a text file (--texts FILE)")
+    try:
+        run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit)
+    except (EvaluateError, WorkspaceError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
 
 
 @app.command()

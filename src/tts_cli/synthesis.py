@@ -1,0 +1,574 @@
+"""Text -> speech with a trained FastPitch checkpoint and a vocoder (`tts synthesize`).
+
+The text goes through the front end the checkpoint was trained with (its `text` section:
+language, text type, normalisation, stress marks), never a re-guessed one. Long text is cut into
+sentences, and sentences longer than `max_chunk_chars` at clause punctuation (, ; : —), then at
+spaces; the chunks run through FastPitch as one padded batch and are joined with short pauses
+(`SENTENCE_PAUSE_S` after a sentence, `CLAUSE_PAUSE_S` inside one). `[[ ... ]]` inserts phonemes
+(IPA) verbatim. Symbols the model does not know are dropped with one warning listing them.
+
+Controls (all optional, combinable):
+- speed: > 1 faster (2.0 = half the duration); durations are divided by it (NVIDIA's `pace`).
+- pitch_shift: semitones; multiplies the predicted F0 of every symbol by 2 ** (st / 12).
+- pitch_scale: scales the predicted contour around the speaker's mean F0 (0 = flat at the mean,
+  1 = unchanged, 2 = twice the excursions); applied before the shift.
+  Both act on FastPitch's per-symbol normalised pitch z = (f0 - mean) / std with the speaker's
+  statistics stored in the checkpoint: f0' = (mean + scale * (f0 - mean)) * 2 ** (st / 12).
+- energy_scale: multiplies the predicted per-symbol energy (FastPitch's log(1 + energy)).
+- speaker: a name from the checkpoint's speaker map, or an id.
+
+RTF (real-time factor) = compute time / audio duration (0.1 = ten times faster than real time);
+compute time covers the front end, FastPitch and the vocoder, not loading the models.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SENTENCE_PAUSE_S = 0.25
+CLAUSE_PAUSE_S = 0.1
+MAX_CHUNK_CHARS = 200
+FADE_S = 0.005  # fade at chunk edges: no click where chunks meet the pauses
+VOICES_DIRS = (Path(__file__).resolve().parents[2] / "data" / "voices", Path(__file__).resolve().parent / "voices")
+
+
+class SynthesisError(ValueError):
+    """Bad input or model for synthesis; str() says what to do."""
+
+
+class SynthesisWarning(UserWarning):
+    """Something the user should know (dropped symbols, espeak-ng version drift)."""
+
+
+# ----------------------------------------------------------------------------- model resolution
+
+def _newest(paths: Sequence[Path]) -> Path | None:
+    existing = [p for p in paths if p.is_file()]
+    return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
+
+
+def find_bundled_voice() -> Path | None:
+    """A default voice shipped in data/voices/ or the package's voices/ folder, if any:
+    `default.pt` (or `default/*.pt`) first, else the first FastPitch-looking `.pt`."""
+    for root in VOICES_DIRS:
+        if not root.is_dir():
+            continue
+        cands = sorted(root.glob("*.pt")) + sorted(root.glob("*/*.pt"))
+        cands = [p for p in cands if not re.match(r"(hifigan|vocoder|g_\d)", p.name)]
+        for p in cands:
+            if p.stem == "default" or p.parent.name == "default":
+                return p
+        if cands:
+            return cands[0]
+    return None
+
+
+def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> Path:
+    """`-m` path > newest RUN/checkpoints/best.pt or last.pt of `--run` > a bundled voice > error."""
+    if model is not None:
+        p = Path(model)
+        if p.is_dir():  # a run folder given as -m: same rule as --run
+            run, model = p, None
+        elif not p.is_file():
+            raise SynthesisError(f"{p}: no such model checkpoint")
+        else:
+            return p
+    if run is not None:
+        r = Path(run)
+        found = _newest([r / "checkpoints" / "best.pt", r / "checkpoints" / "last.pt", r / "best.pt", r / "last.pt"])
+        if found is None:
+            raise SynthesisError(f"{r}: no checkpoints/best.pt or checkpoints/last.pt; is it a `tts train --out` folder "
+                                 "and has the run saved a checkpoint yet?")
+        return found
+    bundled = find_bundled_voice()
+    if bundled is not None:
+        return bundled
+    raise SynthesisError(
+        "no voice given and none is bundled. Pass -m CKPT (a FastPitch checkpoint) or --run RUN (a `tts train` "
+        "folder), or make one: tts preprocess DATA --out WORK && tts align WORK && tts extract-pitch WORK && "
+        "tts train WORK --out RUN --config tiny")
+
+
+def find_vocoder_beside(model_path: str | os.PathLike | None) -> Path | None:
+    """`vocoder.pt` / `hifigan.pt` next to a model file (how a bundled voice ships its vocoder)."""
+    if model_path is None:
+        return None
+    folder = Path(model_path).parent
+    for name in ("vocoder.pt", "hifigan.pt"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+# ----------------------------------------------------------------------------- text splitting
+
+@dataclass
+class Chunk:
+    """One FastPitch input: text and inline-phoneme pieces, and the pause that follows it."""
+
+    segments: list[tuple[str, str]]  # (kind "text" | "phonemes", content)
+    pause_s: float = SENTENCE_PAUSE_S
+
+    @property
+    def text(self) -> str:
+        return " ".join(f"[[{c}]]" if k == "phonemes" else c for k, c in self.segments)
+
+
+_PHONEME_BLOCK = re.compile(r"\[\[(.*?)\]\]", re.S)
+# Titles that end in a period but never end a sentence.
+_NO_SPLIT_ABBR = {"sr", "sra", "srta", "dr", "dra", "d", "dña", "ud", "uds", "prof", "lic", "ing", "av", "avda",
+                  "núm", "pág", "mr", "mrs", "ms", "st", "vs", "etc."}
+_SENTENCE_END = re.compile(r"([.!?…]+[\"'»)\]]*)(\s+)")
+_CLAUSE_END = re.compile(r"([,;:—]+)(\s+)")
+
+
+def _placeholder(i: int) -> str:
+    return f"\uE000{i}\uE001"  # private-use characters: cannot occur in real text
+
+
+def _sentences(text: str) -> list[str]:
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        before = text[start:m.start()].split()
+        last = before[-1].lower().strip("¿¡\"'«(") if before else ""
+        if m.group(1) == "." and (last in _NO_SPLIT_ABBR or (len(last) == 1 and last.isalpha())):
+            continue
+        out.append(text[start:m.end(1)].strip())
+        start = m.end()
+    out.append(text[start:].strip())
+    return [s for s in out if s]
+
+
+def _split_long(sentence: str, max_chars: int) -> list[str]:
+    """Clause punctuation first (merging short clauses back together), then spaces."""
+    if len(sentence) <= max_chars:
+        return [sentence]
+    pieces, start = [], 0
+    for m in _CLAUSE_END.finditer(sentence):
+        pieces.append(sentence[start:m.end(1)].strip())
+        start = m.end()
+    pieces.append(sentence[start:].strip())
+    merged: list[str] = []
+    for p in filter(None, pieces):
+        if merged and len(merged[-1]) + 1 + len(p) <= max_chars:
+            merged[-1] += " " + p
+        else:
+            merged.append(p)
+    out = []
+    for p in merged:
+        while len(p) > max_chars:
+            cut = p.rfind(" ", 0, max_chars)
+            cut = cut if cut > 0 else max_chars
+            out.append(p[:cut].strip())
+            p = p[cut:].strip()
+        if p:
+            out.append(p)
+    return out
+
+
+def split_text(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
+    """Sentences (then clauses) of `text`, inline `[[phonemes]]` kept whole, with their pauses."""
+    blocks: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        blocks.append(m.group(1).strip())
+        return " " + _placeholder(len(blocks) - 1) + " "
+
+    hidden = _PHONEME_BLOCK.sub(hide, text.replace("\r", " "))
+    chunks: list[Chunk] = []
+    for paragraph in re.split(r"\n\s*\n|\n", hidden):
+        for sentence in _sentences(re.sub(r"\s+", " ", paragraph).strip()):
+            parts = _split_long(sentence, max_chars)
+            for i, part in enumerate(parts):
+                pause = SENTENCE_PAUSE_S if i == len(parts) - 1 else CLAUSE_PAUSE_S
+                chunks.append(Chunk(_segments(part, blocks), pause))
+    return [c for c in chunks if c.segments]
+
+
+def _segments(part: str, blocks: list[str]) -> list[tuple[str, str]]:
+    segs = []
+    for piece in re.split(r"(\uE000\d+\uE001)", part):
+        m = re.fullmatch(r"\uE000(\d+)\uE001", piece)
+        if m:
+            if blocks[int(m.group(1))]:
+                segs.append(("phonemes", blocks[int(m.group(1))]))
+        elif piece.strip():
+            segs.append(("text", piece.strip()))
+    return segs
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass
+class Result:
+    wav: np.ndarray  # float32 [N] in [-1, 1]
+    sample_rate: int
+    mel: np.ndarray  # float32 [n_mels, T] (pauses included as silence frames)
+    durations: np.ndarray  # int32 frames per symbol (after speed), chunks concatenated
+    symbols: list[str]  # the model symbols spoken, one per duration
+    seconds: float  # audio duration
+    rtf: float  # compute time / audio duration
+    compute_s: float = 0.0
+    pitch_hz: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # per symbol, after controls
+    chunks: list[str] = field(default_factory=list)
+    speaker: str | None = None
+    id: str | None = None
+    frame_s: float = 0.0  # seconds per mel frame (hop / sample rate)
+
+
+# ----------------------------------------------------------------------------- the synthesizer
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SynthesisError(f"--device {device}: CUDA is not available on this machine (use cpu)")
+    return str(device)
+
+
+class Synthesizer:
+    """FastPitch checkpoint (+ vocoder) -> `synthesize(text) -> Result`.
+
+    model: a checkpoint path or an already loaded checkpoint dict (ours or NVIDIA's FastPitch).
+    vocoder: None (a vocoder beside the model file, else Griffin-Lim), `griffin-lim`, a HiFi-GAN
+    checkpoint path, or a ready `tts_cli.vocoders.Vocoder`.
+    """
+
+    def __init__(self, model: str | os.PathLike | dict, vocoder: Any = None, device: str | None = "cpu",
+                 precision: str = "auto", max_chunk_chars: int = MAX_CHUNK_CHARS, batch_size: int = 16):
+        import torch
+
+        from tts_cli import checkpoints
+        from tts_cli.text.symbols import SymbolTable
+
+        self.device = resolve_device(device)
+        self.model_path = None if isinstance(model, dict) else Path(model)
+        if isinstance(model, dict):
+            ckpt = model
+        else:
+            try:
+                ckpt = checkpoints.load_checkpoint(model)
+            except checkpoints.CheckpointError as e:
+                raise SynthesisError(str(e)) from None
+        if ckpt.get("kind") != "fastpitch":
+            raise SynthesisError(f"{self.model_path or 'model'}: a {ckpt.get('kind')!r} checkpoint, not a FastPitch "
+                                 "voice" + ("; pass it as --vocoder" if ckpt.get("kind") == "hifigan" else ""))
+        self.ckpt = ckpt
+        self.model = checkpoints.build_fastpitch(ckpt, aligner=False).eval().to(self.device)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        symbols = ckpt.get("symbols")
+        if not symbols:
+            raise SynthesisError(f"{self.model_path or 'model'}: the checkpoint has no symbol table")
+        self.table = SymbolTable(list(symbols))
+        text = dict(ckpt.get("text") or {})
+        self.text_settings = text
+        self.language = str(text.get("language") or "es")
+        from tts_cli.text.symbols import canonical_text_type
+
+        self.text_type = canonical_text_type(str(text.get("text_type") or "text"))
+        self.normalize = bool(text.get("normalize", True))
+        self.keep_stress = bool(text.get("keep_stress", True))
+        self.audio = {**_default_audio(), **dict(ckpt.get("audio") or {})}
+        self.speakers = {str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()}
+        self.pitch_stats = ckpt.get("pitch_stats") or {}
+        self.max_chunk_chars, self.batch_size = max_chunk_chars, batch_size
+        self._espeak_checked = False
+
+        from tts_cli.vocoders import Vocoder, load_vocoder
+
+        if isinstance(vocoder, Vocoder):
+            from tts_cli.vocoders import check_audio_match
+
+            check_audio_match(self.audio, vocoder.audio)
+            self.vocoder = vocoder
+        else:
+            spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
+            self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
+        self.sample_rate = int(self.audio["sample_rate"])
+        self.hop = int(self.audio["hop_length"])
+        self._torch = torch
+
+    # ------------------------------------------------------------------ info
+    def speaker_names(self) -> list[str]:
+        return [n for n, _ in sorted(self.speakers.items(), key=lambda kv: kv[1])]
+
+    def resolve_speaker(self, speaker: str | int | None) -> tuple[int, str | None]:
+        """(id, name) for a speaker name or id; None = the first speaker."""
+        n = int(self.model.config.n_speakers)
+        by_id = {v: k for k, v in self.speakers.items()}
+        if speaker is None or speaker == "":
+            return 0, by_id.get(0)
+        s = str(speaker)
+        if s in self.speakers:
+            return self.speakers[s], s
+        if re.fullmatch(r"\d+", s) and int(s) < n:
+            return int(s), by_id.get(int(s))
+        known = ", ".join(f"{name} ({i})" for i, name in sorted(by_id.items())) or "0"
+        raise SynthesisError(f"unknown speaker {speaker!r}; this voice has: {known}")
+
+    def _speaker_pitch(self, name: str | None) -> tuple[float, float]:
+        stats = (self.pitch_stats.get("speakers") or {}).get(name) or self.pitch_stats.get("corpus") or {}
+        mean, std = float(stats.get("mean", 0.0)), float(stats.get("std", 0.0))
+        if std <= 1e-3:
+            mean, std = float(self.model.pitch_mean), float(self.model.pitch_std)
+        return mean, (std if std > 1e-3 else 1.0)
+
+    # ------------------------------------------------------------------ front end
+    def _input_type(self, text_type: str | None) -> str:
+        from tts_cli.text.symbols import canonical_text_type
+
+        want = canonical_text_type(text_type) if text_type else self.text_type
+        model_chars = self.text_type == "characters"
+        if model_chars and want == "phonemes":
+            raise SynthesisError("this voice reads characters, not phonemes: drop --text-type phonemes")
+        if model_chars and want == "text":
+            want = "characters"
+        if not model_chars and want == "characters":
+            raise SynthesisError("this voice reads phonemes: use --text-type text (espeak-ng) or phonemes (IPA)")
+        return want
+
+    def _check_espeak(self) -> None:
+        if self._espeak_checked:
+            return
+        self._espeak_checked = True
+        from tts_cli.checkpoints import espeak_version_warning
+        from tts_cli.text import espeak_info
+
+        try:
+            current = espeak_info().get("version")
+        except Exception:  # noqa: BLE001 - the phonemiser itself will report a missing espeak
+            return
+        msg = espeak_version_warning(self.ckpt, current)
+        if msg:
+            warnings.warn(msg, SynthesisWarning, stacklevel=3)
+
+    def _chunk_symbols(self, chunks: list[Chunk], input_type: str) -> list[list[str]]:
+        """Model symbols per chunk; text pieces of all chunks go through the front end in one call."""
+        from tts_cli.text import texts_to_symbols
+
+        texts = [c for ch in chunks for k, c in ch.segments if k == "text"]
+        phon = [c for ch in chunks for k, c in ch.segments if k == "phonemes"]
+        if texts and input_type == "text":
+            self._check_espeak()
+        text_res = iter(texts_to_symbols(texts, self.language, input_type, self.normalize, self.keep_stress)
+                        if texts else [])
+        phon_res = iter(texts_to_symbols(phon, self.language, "phonemes", False, self.keep_stress) if phon else [])
+        out = []
+        for ch in chunks:
+            syms: list[str] = []
+            for kind, _ in ch.segments:
+                piece = next(text_res if kind == "text" else phon_res).symbols
+                if piece and syms and syms[-1] != " " and piece[0] != " ":
+                    syms.append(" ")  # a word boundary between a text piece and a phoneme block
+                syms += piece
+            out.append(syms)
+        return out
+
+    # ------------------------------------------------------------------ synthesis
+    def synthesize(self, text: str, speaker: str | int | None = None, speed: float = 1.0, pitch_shift: float = 0.0,
+                   pitch_scale: float = 1.0, energy_scale: float = 1.0, text_type: str | None = None,
+                   frames_per_symbol: float | None = None) -> Result:
+        """Speak `text`; see the module docstring for the controls. `frames_per_symbol` replaces
+        the predicted durations (benchmarks, tests)."""
+        return self.synthesize_many([text], speaker=speaker, speed=speed, pitch_shift=pitch_shift,
+                                    pitch_scale=pitch_scale, energy_scale=energy_scale, text_type=text_type,
+                                    frames_per_symbol=frames_per_symbol)[0]
+
+    def synthesize_many(self, texts: Sequence[str], ids: Sequence[str] | None = None, speaker: str | int | None = None,
+                        speed: float = 1.0, pitch_shift: float = 0.0, pitch_scale: float = 1.0,
+                        energy_scale: float = 1.0, text_type: str | None = None,
+                        frames_per_symbol: float | None = None) -> list[Result]:
+        """Several utterances; FastPitch runs on batches of chunks, the vocoder on batches of
+        similar length. One warning lists the unknown symbols of all texts."""
+        torch = self._torch
+        if not speed or speed <= 0:
+            raise SynthesisError(f"speed must be > 0 (got {speed}); 2.0 = twice as fast")
+        t_start = time.perf_counter()
+        input_type = self._input_type(text_type)
+        spk_id, spk_name = self.resolve_speaker(speaker)
+        mean, std = self._speaker_pitch(spk_name)
+
+        # ---- front end for every chunk of every text
+        plan: list[tuple[int, Chunk]] = []
+        for u, text in enumerate(texts):
+            chunks = split_text(text, self.max_chunk_chars)
+            plan += [(u, c) for c in chunks]
+        sym_lists = self._chunk_symbols([c for _, c in plan], input_type) if plan else []
+        unknown: dict[str, int] = {}
+        encoded: list[list[int]] = []
+        for syms in sym_lists:
+            ids_, unk = self.table.encode_with_unknown(syms)
+            for s in unk:
+                unknown[s] = unknown.get(s, 0) + 1
+            encoded.append(ids_)
+        if unknown:
+            listed = ", ".join(f"{s!r} ×{n}" if n > 1 else repr(s) for s, n in sorted(unknown.items()))
+            warnings.warn(f"dropped {sum(unknown.values())} symbol(s) the voice does not know: {listed}",
+                          SynthesisWarning, stacklevel=3)
+        keep = [i for i, e in enumerate(encoded) if any(self.table.symbols[j] not in _SILENT for j in e)]
+        spoken = {u for u, _ in (plan[i] for i in keep)}
+        empty = [u for u in range(len(texts)) if u not in spoken]
+        if empty:
+            which = ", ".join(repr((ids[u] if ids else texts[u])[:40]) for u in empty[:5])
+            raise SynthesisError(f"nothing to say in {which}: no symbol of the text is known to this voice")
+
+        # ---- pitch controls on the normalised per-symbol pitch
+        ratio = 2.0 ** (float(pitch_shift) / 12.0)
+        transform = None
+        if ratio != 1.0 or pitch_scale != 1.0:
+            def transform(z, mask, _s=float(pitch_scale), _r=ratio):
+                return z * _s * _r + mean * (_r - 1.0) / std
+
+        # ---- FastPitch in batches of chunks (sorted by length: little padding)
+        order = sorted(keep, key=lambda i: len(encoded[i]))
+        mels: dict[int, Any] = {}
+        info: dict[int, tuple] = {}
+        with torch.inference_mode():
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b:b + self.batch_size]
+                n = max(len(encoded[i]) for i in idx)
+                sym = torch.zeros(len(idx), n, dtype=torch.long)
+                for r, i in enumerate(idx):
+                    sym[r, :len(encoded[i])] = torch.tensor(encoded[i])
+                lens = torch.tensor([len(encoded[i]) for i in idx])
+                durs = None
+                if frames_per_symbol is not None:
+                    durs = torch.zeros(len(idx), n)
+                    for r, i in enumerate(idx):
+                        edges = np.round(np.arange(len(encoded[i]) + 1) * float(frames_per_symbol))
+                        durs[r, :len(encoded[i])] = torch.from_numpy(np.diff(edges))
+                    durs = durs.to(self.device)
+                out = self.model.infer(sym.to(self.device), lens.to(self.device),
+                                       speakers=spk_id if self.model.speaker_emb is not None else None,
+                                       pace=float(speed), pitch_transform=transform, energy_scale=float(energy_scale),
+                                       durations=durs)
+                for r, i in enumerate(idx):
+                    T = int(out["mel_lens"][r])
+                    N = len(encoded[i])
+                    mels[i] = out["mel"][r, :, :T].float()
+                    info[i] = (out["durations"][r, :N].cpu().numpy().astype(np.int32),
+                               (out["pitch"][r, :N].float().cpu().numpy() * std + mean).astype(np.float32))
+            wavs = self._vocode(mels)
+
+        # ---- assemble each utterance: chunks + pauses
+        floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
+        results = []
+        for u in range(len(texts)):
+            parts, mel_parts, durs, syms, pitch, chunk_texts = [], [], [], [], [], []
+            for i in (i for i in keep if plan[i][0] == u):
+                chunk = plan[i][1]
+                w = wavs[i]
+                pause = int(round(chunk.pause_s / float(speed) * self.sample_rate))  # pauses follow the speed
+                parts += [w, np.zeros(pause, np.float32)]
+                mel_parts += [mels[i].cpu().numpy(), np.full((mels[i].shape[0], int(round(pause / self.hop))), floor,
+                                                            np.float32)]
+                durs.append(info[i][0])
+                pitch.append(info[i][1])
+                syms += self.table.decode(encoded[i])
+                chunk_texts.append(chunk.text)
+            if parts:  # no trailing pause after the last chunk
+                parts, mel_parts = parts[:-1], mel_parts[:-1]
+            wav = np.concatenate(parts).astype(np.float32)
+            peak = float(np.abs(wav).max()) if wav.size else 0.0
+            if peak > 1.0:
+                wav *= 0.95 / peak
+            seconds = len(wav) / self.sample_rate
+            results.append(Result(
+                wav=wav, sample_rate=self.sample_rate, mel=np.concatenate(mel_parts, axis=1),
+                durations=np.concatenate(durs), symbols=syms, seconds=seconds, rtf=0.0,
+                pitch_hz=np.concatenate(pitch), chunks=chunk_texts, speaker=spk_name,
+                id=ids[u] if ids else None, frame_s=self.hop / self.sample_rate))
+        # compute time is shared by the batch: split it by audio length
+        total = time.perf_counter() - t_start
+        total_audio = sum(r.seconds for r in results) or 1.0
+        for r in results:
+            r.compute_s = total * r.seconds / total_audio
+            r.rtf = r.compute_s / r.seconds if r.seconds > 0 else float("inf")
+        return results
+
+    def _vocode(self, mels: dict[int, Any], batch_frames: int = 4000) -> dict[int, np.ndarray]:
+        """Vocoder over chunks grouped by similar length (padding with silence frames)."""
+        torch = self._torch
+        floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
+        order = sorted(mels, key=lambda i: mels[i].shape[1], reverse=True)
+        groups: list[list[int]] = []
+        for i in order:
+            T = mels[i].shape[1]
+            g = groups[-1] if groups else None
+            if g and mels[g[0]].shape[1] * (len(g) + 1) <= batch_frames and T >= 0.8 * mels[g[0]].shape[1]:
+                g.append(i)
+            else:
+                groups.append([i])
+        fade = max(1, int(FADE_S * self.sample_rate))
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        out = {}
+        for g in groups:
+            T = mels[g[0]].shape[1]
+            batch = torch.full((len(g), mels[g[0]].shape[0], T), floor, device=mels[g[0]].device)
+            for r, i in enumerate(g):
+                batch[r, :, :mels[i].shape[1]] = mels[i]
+            wav = self.vocoder(batch).float().cpu().numpy()
+            for r, i in enumerate(g):
+                w = wav[r, :mels[i].shape[1] * self.hop].copy()
+                if len(w) > 2 * fade:
+                    w[:fade] *= ramp
+                    w[-fade:] *= ramp[::-1]
+                out[i] = w
+        return out
+
+
+def _silent_symbols() -> set[str]:
+    from tts_cli.text.symbols import PUNCTUATION, SPACE, STRESS
+
+    return {SPACE, *STRESS, *PUNCTUATION}
+
+
+_SILENT = _silent_symbols()  # a chunk of only these has nothing to say
+
+
+def _default_audio() -> dict:
+    from tts_cli.vocoders import DEFAULT_AUDIO
+
+    return dict(DEFAULT_AUDIO)
+
+
+def read_input_file(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(id, text) per non-empty line: `id|text` or plain text (ids utt_0001, utt_0002, ...)."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SynthesisError(f"{p}: cannot read ({e})") from None
+    out, seen = [], set()
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        uid, sep, text = line.partition("|")
+        if sep and re.fullmatch(r"[\w.\-]+", uid.strip()):
+            uid, text = uid.strip(), text.strip()
+        else:
+            uid, text = f"utt_{n:04d}", line
+        if uid in seen:
+            uid = f"{uid}_{n}"
+        seen.add(uid)
+        out.append((uid, text))
+    return out
+
+
+__all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "SynthesisError", "SynthesisWarning",
+           "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device",
+           "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]

@@ -1,0 +1,537 @@
+"""Mel -> waveform: Griffin-Lim (no training needed) and HiFi-GAN (ours, jik876's, NVIDIA's files).
+
+`load_vocoder(spec, audio_cfg, device)` returns a callable `vocoder(mel [B, n_mels, T]) -> wav
+[B, N]` (float32, CPU or the device's tensor) with `.sample_rate`, `.hop_length` and `.audio`
+(the audio settings the vocoder expects). `spec` is `griffin-lim` (or None) or a checkpoint path:
+
+- ours: `tts_cli.checkpoints` format with `kind: "hifigan"`; `model` holds the generator
+  (keys as below, optionally prefixed `generator.`), `config` a HiFiGANConfig dict, `audio` the
+  audio settings it was trained with;
+- jik876/hifi-gan `g_XXXXXXXX`: `{"generator": state}`; keys are ours (flat resblocks
+  `resblocks.<stage * n_kernels + k>`). The architecture comes from `config.json` beside the
+  file (jik876's convention) when present, else from the weight shapes (+ the preset whose kernel
+  sizes match, for the dilations, which no weight reveals);
+- NVIDIA DeepLearningExamples `hifigan_gen_checkpoint_*.pt`: `{"generator", "config",
+  "train_setup", ...}` with nested resblocks. Mapping to ours:
+  `resblocks.<stage>.<k>.<rest>` -> `resblocks.<stage * n_kernels + k>.<rest>`, everything else
+  identical (`module.` prefixes dropped, 1-dim shape differences of weight_g reshaped). NVIDIA's
+  argparse default orders the resblock kernels [11, 7, 3] while jik876's V1 uses [3, 7, 11]: the
+  kernel size of slot k is read from the weights (`resblocks.0.k.convs1.0.weight_v`), never
+  assumed, and each kernel keeps its own dilations. The mean over the kernels does not depend on
+  their order, so both orders give the same audio.
+
+Audio settings of the acoustic model and the vocoder must agree (sample rate, STFT, mel bins and
+range): `check_audio_match` refuses a mismatch with a message naming each differing setting.
+
+CPU speed (see ../shared/reference/cpu_performance_facts.md): HiFi-GAN runs under
+`torch.inference_mode`, with the convs as (1, k) conv2d in channels-last memory (~1.3-2.4x), and
+in bf16 where this CPU runs bf16 convs faster (measured once per process: ~2x on the AMD Zen 5 of
+the notes, slower on Intel without AMX; SNR ~50 dB vs fp32).
+Griffin-Lim is pure torch and runs on the GPU when given one.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import wave
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from tts_cli.config import AudioConfig
+
+log = logging.getLogger(__name__)
+
+GRIFFIN_LIM_NAMES = ("griffin-lim", "griffinlim", "griffin_lim", "gl")
+# Settings that change what a mel frame means; any difference makes the vocoder speak garbage.
+AUDIO_MATCH_KEYS = ("sample_rate", "hop_length", "n_fft", "win_length", "n_mels", "fmin", "fmax", "log_clamp")
+DEFAULT_AUDIO = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80,
+                 "fmin": 0.0, "fmax": 8000.0, "log_clamp": 1e-5}
+# jik876 config.json / NVIDIA train_setup names -> ours
+_AUDIO_ALIASES = {
+    "sampling_rate": "sample_rate", "sample_rate": "sample_rate",
+    "hop_size": "hop_length", "hop_length": "hop_length",
+    "win_size": "win_length", "win_length": "win_length",
+    "n_fft": "n_fft", "filter_length": "n_fft",
+    "num_mels": "n_mels", "n_mel_channels": "n_mels", "n_mels": "n_mels",
+    "fmin": "fmin", "mel_fmin": "fmin", "fmax": "fmax", "mel_fmax": "fmax",
+}
+
+
+class VocoderError(ValueError):
+    """A vocoder that cannot be loaded or does not fit the acoustic model; str() says why."""
+
+
+# ----------------------------------------------------------------------------- Griffin-Lim
+
+def mel_to_linear(mel: "torch.Tensor", audio_cfg: "AudioConfig") -> "torch.Tensor":
+    """Log-mel [n_mels, T] (or [B, n_mels, T]) -> linear magnitude [(B,) 1 + n_fft // 2, T]
+    by the basis' pseudo-inverse."""
+    import torch
+
+    from tts_cli.audio import mel_filterbank
+
+    basis = mel_filterbank(int(audio_cfg.sample_rate), int(audio_cfg.n_fft), int(audio_cfg.n_mels),
+                           float(audio_cfg.fmin), None if audio_cfg.fmax is None else float(audio_cfg.fmax))
+    inv = torch.from_numpy(np.linalg.pinv(basis.astype(np.float64)).astype(np.float32)).to(mel.device)
+    # magnitudes at the clamp floor are silence: keep them at zero instead of the floor's echo
+    mag = torch.exp(mel.float()) - float(audio_cfg.log_clamp)
+    return torch.clamp(inv @ mag.clamp_min(0), min=0.0)
+
+
+def griffin_lim(mel: "torch.Tensor", audio_cfg: "AudioConfig", n_iter: int = 32, momentum: float = 0.99,
+                seed: int = 0) -> "torch.Tensor":
+    """Waveform [(T - 1) * hop] from a log-mel [n_mels, T] (fast Griffin-Lim with momentum);
+    a batch [B, n_mels, T] gives [B, (T - 1) * hop].
+
+    The STFT matches `tts_cli.audio.mel_spectrogram` (centred, reflect padding, periodic Hann).
+    The initial phase comes from a private generator, so validation never touches the global RNG
+    (which would break exact resume). Each waveform whose peak exceeds 1 is scaled to 0.95.
+    """
+    import torch
+
+    mel = torch.as_tensor(mel)
+    if mel.dim() not in (2, 3):
+        raise ValueError(f"griffin_lim expects a [n_mels, T] or [B, n_mels, T] log-mel, got shape {tuple(mel.shape)}")
+    n_fft, hop, win = int(audio_cfg.n_fft), int(audio_cfg.hop_length), int(audio_cfg.win_length)
+    mag = mel_to_linear(mel, audio_cfg)
+    window = torch.hann_window(win, periodic=True, device=mag.device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    phase = torch.rand(mag.shape, generator=gen).to(mag.device) * 2 * np.pi
+    spec = torch.polar(mag, phase)
+    length = (mag.shape[-1] - 1) * hop
+    prev = torch.zeros_like(spec)
+
+    def istft(s):
+        return torch.istft(s, n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True, length=length)
+
+    def stft(x):
+        return torch.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True,
+                          pad_mode="reflect", return_complex=True)
+
+    for _ in range(max(1, n_iter)):
+        rebuilt = stft(istft(spec))
+        angles = rebuilt - (momentum / (1 + momentum)) * prev if momentum else rebuilt
+        prev = rebuilt
+        spec = mag * angles / angles.abs().clamp_min(1e-8)
+    wav = istft(spec)
+    peak = wav.abs().amax(dim=-1, keepdim=True)
+    return torch.where(peak > 1.0, wav / peak.clamp_min(1e-8) * 0.95, wav)
+
+
+# ----------------------------------------------------------------------------- vocoder objects
+
+class Vocoder:
+    """mel [B, n_mels, T] (log-mel, as `tts_cli.audio.mel_spectrogram`) -> wav [B, N] float32."""
+
+    name = "vocoder"
+
+    def __init__(self, audio: dict, device: str = "cpu"):
+        self.audio = dict(audio)
+        self.device = device
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.audio["sample_rate"])
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.audio["hop_length"])
+
+    def __call__(self, mel: "torch.Tensor") -> "torch.Tensor":  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+class GriffinLimVocoder(Vocoder):
+    name = "griffin-lim"
+
+    def __init__(self, audio: dict, device: str = "cpu", n_iter: int = 32):
+        super().__init__(audio, device)
+        self.n_iter = n_iter
+        from tts_cli.config import AudioConfig
+
+        known = set(AudioConfig.__dataclass_fields__)
+        self._cfg = AudioConfig(**{k: v for k, v in self.audio.items() if k in known})
+
+    def __call__(self, mel):
+        import torch
+
+        with torch.inference_mode():
+            mel = torch.as_tensor(mel).to(self.device).float()
+            single = mel.dim() == 2
+            wav = griffin_lim(mel[None] if single else mel, self._cfg, n_iter=self.n_iter)
+            # HiFi-GAN's length convention (T * hop): pad the last hop with silence
+            wav = torch.nn.functional.pad(wav, (0, self.hop_length))
+            return wav[0] if single else wav
+
+    def describe(self) -> str:
+        return f"griffin-lim ({self.n_iter} iterations, {self.device})"
+
+
+def cpu_has_native_bf16() -> bool:
+    """avx512_bf16 or AMX in /proc/cpuinfo (without them bf16 is emulated and always slower)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+_BF16_FASTER: bool | None = None
+
+
+def bf16_convs_faster() -> bool:
+    """Does this CPU run HiFi-GAN-like channels-last convs faster in bf16 than in fp32?
+
+    The flag alone does not tell: on the AMD Zen 5 of the performance notes bf16 is ~2x faster,
+    on an Intel Xeon with avx512_bf16 but no AMX it measured ~2x *slower*. So measure once per
+    process (~20-40 ms): the best of 3 runs of one 128-channel k7 conv in each precision."""
+    global _BF16_FASTER
+    if _BF16_FASTER is not None:
+        return _BF16_FASTER
+    if not cpu_has_native_bf16():
+        _BF16_FASTER = False
+        return False
+    import time
+
+    import torch
+
+    conv = torch.nn.Conv2d(128, 128, (1, 7), padding=(0, 3)).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 128, 1, 2048).contiguous(memory_format=torch.channels_last)
+    best = {}
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.bfloat16):
+            c, xi = conv.to(dtype), x.to(dtype)
+            c(xi)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                c(xi)
+                times.append(time.perf_counter() - t0)
+            best[dtype] = min(times)
+    _BF16_FASTER = best[torch.bfloat16] < 0.8 * best[torch.float32]
+    return _BF16_FASTER
+
+
+class HiFiGANVocoder(Vocoder):
+    name = "hifigan"
+
+    def __init__(self, generator, audio: dict, device: str = "cpu", precision: str = "auto",
+                 channels_last: bool | None = None, source: str = ""):
+        import torch
+
+        super().__init__(audio, device)
+        dev = torch.device(device)
+        if precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise VocoderError(f"unknown vocoder precision {precision!r} (auto | fp32 | bf16 | fp16)")
+        if precision == "auto":
+            precision = "bf16" if dev.type == "cpu" and bf16_convs_faster() else "fp32"
+        if channels_last is None:
+            channels_last = dev.type == "cpu"
+        self.precision, self.channels_last, self.source = precision, channels_last, source
+        self.config = generator.config
+        generator = generator.remove_weight_norm().eval()
+        if channels_last:
+            generator = generator.as_conv2d()
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.generator = generator.to(dev, dtype=self.dtype)
+        for p in self.generator.parameters():
+            p.requires_grad_(False)
+
+    def __call__(self, mel):
+        import torch
+
+        with torch.inference_mode():
+            mel = torch.as_tensor(mel)
+            single = mel.dim() == 2
+            x = (mel[None] if single else mel).to(self.device, dtype=self.dtype)
+            wav = self.generator(x).squeeze(1).float()
+            return wav[0] if single else wav
+
+    def describe(self) -> str:
+        cfg = self.config
+        return (f"hifigan ({cfg.upsample_initial_channel} ch, resblock {cfg.resblock}, {self.precision}"
+                f"{', channels-last' if self.channels_last else ''}, {self.device})")
+
+
+# ----------------------------------------------------------------------------- audio settings
+
+def audio_dict(audio: Any) -> dict:
+    """AudioConfig / dict / None -> a plain dict of the settings that matter (None -> defaults)."""
+    if audio is None:
+        return dict(DEFAULT_AUDIO)
+    if is_dataclass(audio):
+        audio = asdict(audio)
+    out = {}
+    for k, v in dict(audio).items():
+        key = _AUDIO_ALIASES.get(k, k)
+        if key in AUDIO_MATCH_KEYS and v is not None or key == "fmax":
+            out[key] = v
+    return out
+
+
+def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "acoustic model",
+                      vocoder_name: str = "vocoder") -> None:
+    """Raise VocoderError listing every audio setting that differs (only keys both sides know)."""
+    a, b = audio_dict(model_audio), audio_dict(vocoder_audio)
+
+    def norm(d: dict, k: str):
+        v = d.get(k)
+        if k == "fmax" and v is None and "sample_rate" in d:
+            v = d["sample_rate"] / 2  # None = Nyquist
+        return None if v is None else float(v)
+
+    diffs = []
+    for k in AUDIO_MATCH_KEYS:
+        if k not in a or k not in b:
+            continue
+        va, vb = norm(a, k), norm(b, k)
+        if va is None or vb is None:
+            continue
+        if abs(va - vb) > 1e-6 * max(1.0, abs(va)):
+            diffs.append(f"{k}: {a[k]} ({model_name}) vs {b[k]} ({vocoder_name})")
+    if diffs:
+        raise VocoderError(
+            f"the vocoder does not fit the acoustic model: {'; '.join(diffs)}. Use a vocoder trained with the "
+            "same audio settings (e.g. `tts train --model hifigan WORK --out RUN` on the same workspace), "
+            "or --vocoder griffin-lim")
+
+
+# ----------------------------------------------------------------------------- checkpoint formats
+
+_NESTED = re.compile(r"^resblocks\.(\d+)\.(\d+)\.(.+)$")
+_PREFIX = re.compile(r"^(?:module\.|_orig_mod\.)+")
+
+
+def nvidia_to_ours(state: dict) -> dict:
+    """NVIDIA's nested `resblocks.<stage>.<k>.*` -> our flat `resblocks.<stage * n_kernels + k>.*`."""
+    state = {_PREFIX.sub("", k): v for k, v in state.items()}
+    ks = {int(m.group(2)) for k in state if (m := _NESTED.match(k))}
+    if not ks:
+        return state
+    nk = max(ks) + 1
+    out = {}
+    for k, v in state.items():
+        m = _NESTED.match(k)
+        out[f"resblocks.{int(m.group(1)) * nk + int(m.group(2))}.{m.group(3)}" if m else k] = v
+    return out
+
+
+def ours_to_nvidia(state: dict, n_kernels: int) -> dict:
+    """Inverse of `nvidia_to_ours` (for exporting or for tests)."""
+    out = {}
+    for k, v in state.items():
+        m = re.match(r"^resblocks\.(\d+)\.(.+)$", k)
+        out[f"resblocks.{int(m.group(1)) // n_kernels}.{int(m.group(1)) % n_kernels}.{m.group(2)}" if m else k] = v
+    return out
+
+
+def _weight(state: dict, prefix: str):
+    return state.get(prefix + ".weight_v", state.get(prefix + ".weight"))
+
+
+def infer_generator_config(state: dict, hint: dict | None = None) -> "HiFiGANConfig":
+    """The architecture of a generator state dict (our flat layout).
+
+    Channels, kernel sizes and resblock type come from the weights; upsampling rates and dilations
+    (not visible in weights) from `hint` (a jik876/NVIDIA config) when its values fit, else from the
+    preset with the same resblock kernels, else the published rule rate = kernel / 2."""
+    from tts_cli.models.hifigan import PRESETS, HiFiGANConfig
+
+    hint = dict(hint or {})
+    pre = _weight(state, "conv_pre")
+    if pre is None:
+        raise VocoderError("not a HiFi-GAN generator (no conv_pre weights)")
+    ups = sorted({int(m.group(1)) for k in state if (m := re.match(r"^ups\.(\d+)\.", k))})
+    up_kernels = [int(_weight(state, f"ups.{i}").shape[-1]) for i in ups]
+    resblock = "1" if any(".convs1." in k for k in state) else "2"
+    conv = "convs1" if resblock == "1" else "convs"
+    n_res = len({int(m.group(1)) for k in state if (m := re.match(r"^resblocks\.(\d+)\.", k))})
+    if not ups or n_res % len(ups):
+        raise VocoderError(f"not a HiFi-GAN generator ({n_res} resblocks for {len(ups)} upsampling layers)")
+    nk = n_res // len(ups)
+    kernels = [int(_weight(state, f"resblocks.{j}.{conv}.0").shape[-1]) for j in range(nk)]
+    n_dil = len({int(m.group(1)) for k in state if (m := re.match(rf"^resblocks\.0\.{conv}\.(\d+)\.", k))})
+
+    dil_by_kernel: dict[int, list] = {}
+    hint_kernels = [int(k) for k in hint.get("resblock_kernel_sizes", [])]
+    if sorted(hint_kernels) == sorted(kernels) and hint.get("resblock_dilation_sizes"):
+        dil_by_kernel = {k: list(d) for k, d in zip(hint_kernels, hint["resblock_dilation_sizes"])}
+    else:
+        for p in PRESETS.values():
+            if p.resblock == resblock and sorted(p.resblock_kernel_sizes) == sorted(kernels):
+                dil_by_kernel = dict(zip(p.resblock_kernel_sizes, p.resblock_dilation_sizes))
+                break
+    if not dil_by_kernel or any(len(dil_by_kernel.get(k, [])) != n_dil for k in kernels):
+        raise VocoderError(f"cannot tell the resblock dilations of kernels {kernels} from the weights; "
+                           "put the model's config.json (jik876 format) beside the checkpoint")
+    rates = [int(r) for r in hint.get("upsample_rates", [])]
+    if len(rates) != len(up_kernels):
+        rates = [k // 2 for k in up_kernels]  # every published config uses kernel = 2 x rate
+    return HiFiGANConfig(
+        n_mels=int(pre.shape[1]), upsample_rates=rates, upsample_kernel_sizes=up_kernels,
+        upsample_initial_channel=int(pre.shape[0]), resblock=resblock, resblock_kernel_sizes=kernels,
+        resblock_dilation_sizes=[dil_by_kernel[k] for k in kernels],
+    )
+
+
+def build_generator(state: dict, config: "HiFiGANConfig"):
+    """A Generator with `state` (our flat layout, weight-norm or plain form) loaded."""
+    import torch
+
+    from tts_cli.models.hifigan import Generator
+
+    gen = Generator(config)
+    if not any(k.endswith("weight_v") for k in state):
+        gen.remove_weight_norm()
+    target = gen.state_dict()
+    fixed = {}
+    for k, v in state.items():
+        if k in target and tuple(v.shape) != tuple(target[k].shape) and v.numel() == target[k].numel():
+            v = v.reshape(target[k].shape)  # NVIDIA's loader tolerates 1-dim differences too
+        fixed[k] = v
+    missing = sorted(set(target) - set(fixed))
+    unexpected = sorted(set(fixed) - set(target))
+    if missing or unexpected:
+        raise VocoderError(f"generator weights do not fit the architecture: missing {missing[:4]}, "
+                           f"unexpected {unexpected[:4]}")
+    try:
+        gen.load_state_dict({k: v.to(torch.float32) for k, v in fixed.items()})
+    except RuntimeError as e:
+        raise VocoderError(f"generator weights do not fit the architecture: {str(e).splitlines()[0]}") from None
+    return gen
+
+
+def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
+    """(Generator with weight norm as stored, audio settings, audio_known, format name) from a file."""
+    import torch
+
+    from tts_cli.models.hifigan import HiFiGANConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise VocoderError(f"{path}: no such vocoder file (use a HiFi-GAN checkpoint or `griffin-lim`)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure means "not loadable"
+        raise VocoderError(f"{path}: not a loadable checkpoint ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise VocoderError(f"{path}: not a vocoder checkpoint (holds a {type(obj).__name__})")
+
+    if "format_version" in obj:  # ours: validated by the one checkpoint module
+        from tts_cli.checkpoints import CheckpointError, load_checkpoint
+
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as e:
+            raise VocoderError(str(e)) from None
+        if ckpt["kind"] != "hifigan":
+            raise VocoderError(f"{path}: a {ckpt['kind']} checkpoint, not a vocoder; pass it as -m/--model")
+        state = {_PREFIX.sub("", k): v for k, v in ckpt["model"].items()}
+        if any(k.startswith("generator.") for k in state):
+            state = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
+        cfg = HiFiGANConfig.from_dict(ckpt["config"].get("generator", ckpt["config"]))
+        audio = audio_dict(ckpt.get("audio"))
+        return build_generator(state, cfg), audio, bool(ckpt.get("audio")), "tts-cli"
+
+    if isinstance(obj.get("generator"), dict):
+        state = obj["generator"]
+    elif isinstance(obj.get("gen_ema"), dict):
+        state = obj["gen_ema"]
+    elif any(_PREFIX.sub("", str(k)).startswith("conv_pre.") for k in obj):
+        state = obj
+    else:
+        raise VocoderError(f"{path}: not a HiFi-GAN checkpoint (top-level keys: {', '.join(map(str, list(obj)[:8]))}); "
+                           "expected ours, jik876's {'generator': ...} or NVIDIA's hifigan_gen_checkpoint")
+    nested = any(_NESTED.match(_PREFIX.sub("", str(k))) for k in state)
+    state = nvidia_to_ours({str(k): v for k, v in state.items() if torch.is_tensor(v)})
+    hint, audio_src = {}, {}
+    side = path.parent / "config.json"  # jik876 keeps the run's config beside the checkpoints
+    if isinstance(obj.get("config"), dict):
+        hint = dict(obj["config"])
+    elif side.is_file():
+        try:
+            hint = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            log.warning("%s: unreadable (%s); architecture inferred from the weights", side, e)
+    for src in (hint, obj.get("train_setup") if isinstance(obj.get("train_setup"), dict) else {}):
+        audio_src.update({k: v for k, v in src.items() if k in _AUDIO_ALIASES})
+    cfg = infer_generator_config(state, hint)
+    audio = {**DEFAULT_AUDIO, **audio_dict(audio_src)} if audio_src else dict(DEFAULT_AUDIO)
+    if not audio_src:
+        audio["hop_length"] = cfg.hop_length
+        audio["n_mels"] = cfg.n_mels
+    fmt = "nvidia" if nested or "train_setup" in obj else "jik876"
+    return build_generator(state, cfg), audio, bool(audio_src), fmt
+
+
+def load_vocoder(spec: str | os.PathLike | None, audio_cfg: Any = None, device: str = "cpu",
+                 precision: str = "auto", channels_last: bool | None = None, n_iter: int = 32) -> Vocoder:
+    """A vocoder for mels with the acoustic model's `audio_cfg` (AudioConfig / dict / None = defaults).
+
+    spec: None or `griffin-lim` -> Griffin-Lim with `audio_cfg`; else a HiFi-GAN checkpoint path.
+    Raises VocoderError when the file is unusable or its audio settings differ from `audio_cfg`.
+    """
+    model_audio = audio_dict(audio_cfg)
+    if spec is None or str(spec).lower() in GRIFFIN_LIM_NAMES:
+        full = dict(asdict(audio_cfg)) if is_dataclass(audio_cfg) else {**DEFAULT_AUDIO, **(dict(audio_cfg or {}))}
+        return GriffinLimVocoder(full, device=device, n_iter=n_iter)
+    gen, voc_audio, known, fmt = load_hifigan(spec)
+    if int(voc_audio.get("hop_length", gen.config.hop_length)) != gen.config.hop_length:
+        raise VocoderError(f"{spec}: the generator upsamples x{gen.config.hop_length} but its audio settings say "
+                           f"hop_length {voc_audio['hop_length']}")
+    if known:
+        check_audio_match(model_audio, voc_audio, vocoder_name=f"vocoder {Path(spec).name}")
+    else:
+        # a file without audio settings: what its shapes reveal must fit, the rest is assumed
+        check_audio_match({k: model_audio[k] for k in ("hop_length", "n_mels") if k in model_audio},
+                          {"hop_length": gen.config.hop_length, "n_mels": gen.config.n_mels},
+                          vocoder_name=f"vocoder {Path(spec).name}")
+        log.warning("%s carries no audio settings; assuming the acoustic model's (%s Hz)", spec,
+                    model_audio.get("sample_rate"))
+        voc_audio = {**voc_audio, **model_audio}
+    voc = HiFiGANVocoder(gen, voc_audio, device=device, precision=precision, channels_last=channels_last,
+                         source=f"{fmt}:{spec}")
+    return voc
+
+
+# ----------------------------------------------------------------------------- WAV writing
+
+def wav_bytes(wav, sample_rate: int) -> bytes:
+    """16-bit PCM mono WAV file content (standard library only)."""
+    if hasattr(wav, "detach"):
+        wav = wav.detach().float().cpu().numpy()
+    pcm = (np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def write_wav(path: str | os.PathLike, wav, sample_rate: int) -> Path:
+    """16-bit PCM WAV, atomically, with the standard library only (no soundfile on GPU boxes)."""
+    from tts_cli.workspace import atomic_write_bytes
+
+    return atomic_write_bytes(path, wav_bytes(wav, sample_rate))
+
+
+__all__ = [
+    "griffin_lim", "mel_to_linear", "write_wav", "wav_bytes", "load_vocoder", "Vocoder", "GriffinLimVocoder",
+    "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_dict", "load_hifigan", "build_generator",
+    "infer_generator_config", "nvidia_to_ours", "ours_to_nvidia", "cpu_has_native_bf16", "bf16_convs_faster",
+    "AUDIO_MATCH_KEYS",
+]
