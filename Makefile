@@ -22,14 +22,24 @@ install: $(BIN)/tts
 corpus: install
 	$(BIN)/python -m tts_cli.sample_corpus --out $(CORPUS)
 
+# Every stage is incremental or resumable: a second `make demo` redoes nothing that is done.
 demo: corpus
 	$(BIN)/tts preprocess $(CORPUS) --out $(DEMO)/work --workers $(WORKERS)
+	$(BIN)/tts align $(DEMO)/work
+	$(BIN)/python benchmarks/align_accuracy.py $(DEMO)/work $(CORPUS)/truth.json | tail -n 1
+	$(BIN)/tts extract-pitch $(DEMO)/work --workers $(WORKERS)
+	$(BIN)/tts train $(DEMO)/work --out $(DEMO)/run --config demo_es --resume
+	$(BIN)/tts synthesize "Hola, ¿qué tal?" --run $(DEMO)/run -o $(DEMO)/hola.wav
+	@echo "demo: listen to $(DEMO)/hola.wav (model: $(DEMO)/run/checkpoints/best.pt)"
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/pitch.py $(DEMO)/work --limit-seconds 150
+	$(BIN)/python benchmarks/synthesis.py
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) $(DEMO)

@@ -206,3 +206,108 @@ def test_mel_with_wrong_frame_count_is_skipped(tmp_path):
     s = align(tmp_path, steps=3, config=TINY)
     assert s["skipped"] == 1 and s["extracted"] == 2
     assert not ws.duration_path("utt001").exists()
+
+
+def make_wav_workspace(root: Path, n_utts: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """A workspace with real audio: each sounding symbol is a tone of its own pitch, word spaces and
+    stress marks get no samples; WORK/mels are the usual 1024-sample-window log-mels of the wavs."""
+    from tts_cli.audio import mel_spectrogram, save_wav
+    from tts_cli.config import AudioConfig
+
+    rng = np.random.default_rng(seed)
+    audio, hop, sr = AudioConfig(), 256, 22050
+    rows, truth = [], {}
+    for u in range(n_utts):
+        seq = [int(rng.choice([s for s in range(3, len(SYMBOLS)) if s != prev])) for prev in [None] * 6]
+        seq = seq[:3] + [1] + seq[3:]
+        dur = np.array([0 if s == 1 else int(rng.integers(4, 9)) for s in seq], np.int32)
+        n_samples = (int(dur.sum()) - 1) * hop + 1  # 1 + n_samples // hop == dur.sum() frames
+        freqs = np.repeat([200.0 + 150.0 * s for s in seq], dur * hop)[:n_samples]
+        wav = 0.3 * np.sin(2 * np.pi * np.cumsum(freqs) / sr) + 0.01 * rng.standard_normal(n_samples)
+        uid = f"wav{u:03d}"
+        save_wav(root / "wavs" / f"{uid}.wav", wav, sr)
+        atomic_save_npy(root / "mels" / f"{uid}.npy", mel_spectrogram(wav.astype(np.float32), audio).numpy())
+        rows.append({"id": uid, "speaker": "default", "text": "", "normalized": "", "phonemes": "",
+                     "symbols": [SYMBOLS[i] for i in seq], "audio": f"wavs/{uid}.wav", "n_frames": int(dur.sum()),
+                     "duration_s": n_samples / sr, "trim_start_s": 0.0, "split": "train"})
+        truth[uid] = dur
+    atomic_write_jsonl(root / "manifest.jsonl", rows)
+    atomic_write_json(root / "symbols.json", {"symbols": SYMBOLS, "pad": "_", "language": "xx",
+                                              "text_type": "phonemes"})
+    atomic_write_text(root / "config.yaml", "audio:\n  n_mels: 80\n  hop_length: 256\n  sample_rate: 22050\n"
+                                            "  win_length: 1024\n  n_fft: 1024\n")
+    return truth
+
+
+def test_query_features_use_a_shorter_window_on_the_same_frames(tmp_path):
+    from tts_cli.config import AudioConfig
+    from tts_cli.stages.align import QueryFeatures, _load_items
+
+    make_wav_workspace(tmp_path, n_utts=1)
+    ws = Workspace(tmp_path)
+    items, _ = _load_items(ws, ws.load_manifest(), SYMBOLS, None)
+    mel = np.load(ws.mel_path(items[0].id))
+    query = QueryFeatures(AudioConfig(), 512).compute(ws, items[0])
+    assert query.shape == mel.shape
+    assert not np.allclose(query, mel, atol=0.1)  # a different window, not a copy of WORK/mels
+    # the full window reproduces WORK/mels (up to the wav's 16-bit rounding): same frames, hop, filterbank
+    np.testing.assert_allclose(QueryFeatures(AudioConfig(), 1024).compute(ws, items[0]), mel, atol=0.05)
+
+
+def test_align_with_query_features_records_them_and_refuses_a_mismatched_resume(tmp_path):
+    make_wav_workspace(tmp_path)
+    s = align(tmp_path, steps=20, config=TINY)  # default query_win_length (512): reads WORK/wavs
+    ws = Workspace(tmp_path)
+    assert s["extracted"] == 4
+    for row in ws.load_manifest():
+        assert np.load(ws.duration_path(row["id"])).sum() == row["n_frames"]
+    assert torch.load(ws.aligner_ckpt, weights_only=True)["config"]["query_win_length"] == 512
+    with pytest.raises(ValueError, match="query features"):
+        align(tmp_path, steps=30, config={"align": dict(TINY["align"], query_win_length=0)})
+
+
+def test_missing_wavs_fall_back_to_the_workspace_mels(tmp_path):
+    make_wav_workspace(tmp_path, n_utts=3)
+    (tmp_path / "wavs" / "wav001.wav").unlink()
+    s = align(tmp_path, steps=5, config=TINY)
+    assert s["extracted"] == 3  # nobody skipped: the whole run reads WORK/mels
+    assert torch.load(tmp_path / "aligner.pt", weights_only=True)["config"]["query_win_length"] == 0
+
+
+def test_unreadable_wav_is_reported_and_skipped(tmp_path):
+    make_wav_workspace(tmp_path, n_utts=3)
+    (tmp_path / "wavs" / "wav002.wav").write_bytes(b"RIFF0000WAVEjunk")
+    s = align(tmp_path, steps=5, config=TINY)
+    assert s["skipped"] == 1 and s["extracted"] == 2
+    report = {r["id"]: r for r in map(json.loads, (tmp_path / "align_report.jsonl").read_text().splitlines())}
+    assert "wav002.wav" in report["wav002"]["reasons"][0]
+
+
+def test_edge_silence_moves_lead_in_and_trail_out_frames_onto_edge_spaces():
+    from tts_cli.stages.align import edge_silence
+
+    quiet, loud = np.full(80, np.log(1e-5), np.float32), np.zeros(80, np.float32)
+    mel = np.stack([quiet] * 3 + [loud] * 3 + [quiet] * 2, axis=1)  # 3 silent, 3 loud, 2 silent frames
+    out = edge_silence(np.array([0, 5, 3, 0], np.int32), [" ", "a", "b", " "], mel, 40.0)
+    assert out.tolist() == [3, 2, 1, 2] and out.sum() == 8
+    # the donor keeps at least one frame; no edge space, nothing moves
+    assert edge_silence(np.array([0, 2, 6, 0], np.int32), [" ", "a", "b", " "], mel, 40.0).tolist() == [1, 1, 4, 2]
+    assert edge_silence(np.array([5, 3], np.int32), ["a", "b"], mel, 40.0).tolist() == [5, 3]
+    # a space that got sound frames gives them back to its neighbour
+    assert edge_silence(np.array([5, 1, 2, 0], np.int32), [" ", "a", "b", " "], mel, 40.0).tolist() == [3, 3, 1, 1]
+
+
+def test_align_gives_the_lead_in_silence_to_a_leading_space(tmp_path):
+    make_workspace(tmp_path, n_utts=4)
+    ws = Workspace(tmp_path)
+    rows = ws.load_manifest()
+    for row in rows:  # an edge space and 4 silent frames before the first sound
+        mel = np.load(ws.mel_path(row["id"]))
+        mel = np.concatenate([np.full((80, 4), np.log(1e-5), np.float32), mel], axis=1)
+        atomic_save_npy(ws.mel_path(row["id"]), mel)
+        row.update(symbols=[" "] + row["symbols"], n_frames=mel.shape[1])
+    atomic_write_jsonl(tmp_path / "manifest.jsonl", rows)
+    align(tmp_path, steps=30, config=TINY)
+    for row in rows:
+        dur = np.load(ws.duration_path(row["id"]))
+        assert dur.sum() == row["n_frames"] and dur[0] == 4 and dur[1] >= 1

@@ -1,6 +1,8 @@
 """`tts align`: learn symbol durations with the FastPitch 1.1 aligner + monotonic alignment search.
 
-Reads WORK/manifest.jsonl, symbols.json and mels/; trains `Aligner` with the forward-sum loss
+Reads WORK/manifest.jsonl, symbols.json and wavs/ (the aligner's query features: log-mels on
+WORK/mels' frames with a shorter window; WORK/mels themselves when wavs are missing or
+`query_win_length` is 0); trains `Aligner` with the forward-sum loss
 (+ the binarisation loss after a warm-up), then runs MAS per utterance and writes
 durations/<id>.npy (int32, one per symbol, summing to n_frames), alignments/<id>.png for a
 few utterances, align_report.jsonl (suspicious utterances) and aligner.pt.
@@ -40,6 +42,19 @@ class AlignConfig:
     temperature: float = 0.0005
     prior_scaling: float = 1.0  # beta-binomial prior width; applied in training and extraction
     blank_logprob: float = -1.0
+    # The aligner's query features: log-mels like WORK/mels (same frames, hop and filterbank) but
+    # computed from WORK/wavs with this shorter STFT window, for sharper boundaries (a 23 ms window
+    # at 22.05 kHz, as ASR aligners use). 0 = read WORK/mels as they are. Measured on the sample
+    # corpus (share of boundaries within 20 ms, 700 steps, two seeds): 1024 samples 80.4% / 78.5%,
+    # 512 samples 83.7% / 84.3%; 256 samples and a 128-sample hop were worse.
+    query_win_length: int = 512
+    # An utterance that begins (ends) with a word space, e.g. an edge space added by preprocess, gives
+    # it the frames before the speech onset (after the offset): frames quieter than the loudest one by
+    # more than this many dB (as silence trimming measures). Without it the first sound would start
+    # at frame 0, inside the kept lead-in silence. 0 = off. Sample corpus with edge spaces: utterance-
+    # initial onsets 31% -> 99% within 20 ms, median error 9.0 -> 7.2 ms (the overall share stays
+    # ~84%: the edge spaces cost inner boundaries about as much as the onsets gain).
+    edge_silence_db: float = 40.0
     # silent symbols (stress marks, word spaces) may get 0 frames: they are no CTC targets and MAS may
     # skip them. Measured on the sample corpus: 76% -> 81% of boundaries within 20 ms.
     skip_silent: bool = True
@@ -123,11 +138,12 @@ def _check_mel(path: Path, n_frames: int) -> str | None:
     return None
 
 
-def _load_mel(ws: Workspace, utt: Utterance) -> np.ndarray:
-    key = (str(ws.root), utt.id)
+def _load_mel(ws: Workspace, utt: Utterance, features: "QueryFeatures | None" = None) -> np.ndarray:
+    """The aligner's input frames for `utt`: WORK/mels, or the query features when `features` is set."""
+    key = (str(ws.root), utt.id, None if features is None else features.win_length)
     if key in _MEL_CACHE:
         return _MEL_CACHE[key]
-    mel = _read_mel(ws, utt)
+    mel = _read_mel(ws, utt) if features is None else features.compute(ws, utt)
     if sum(m.nbytes for m in _MEL_CACHE.values()) + mel.nbytes <= _MEL_CACHE_LIMIT:
         _MEL_CACHE[key] = mel
     return mel
@@ -140,7 +156,58 @@ def _read_mel(ws: Workspace, utt: Utterance) -> np.ndarray:
     return mel.astype(np.float32, copy=False)
 
 
-def _collate(ws: Workspace, batch: list[Utterance], n_mel: int, prior_scaling: float, skip_silent: bool):
+@dataclass
+class QueryFeatures:
+    """Log-mels of WORK/wavs with the workspace's audio settings but a shorter STFT window
+    (same hop and centring, so the frames are those of WORK/mels)."""
+
+    audio: Any  # config.AudioConfig of the workspace
+    win_length: int
+
+    def compute(self, ws: Workspace, utt: Utterance) -> np.ndarray:
+        from dataclasses import replace
+
+        from ..audio import load_audio, mel_spectrogram
+
+        wav = load_audio(ws.wav_path(utt.id), int(self.audio.sample_rate))
+        mel = mel_spectrogram(wav, replace(self.audio, win_length=self.win_length)).numpy()
+        if mel.shape[1] != utt.n_frames:
+            raise ValueError(f"{ws.wav_path(utt.id)}: gives {mel.shape[1]} frames, "
+                             f"the manifest says n_frames={utt.n_frames}")
+        return mel
+
+
+def _query_features(ws: Workspace, items: list[Utterance], cfg_all: dict, win_length: int,
+                    console) -> tuple[QueryFeatures | None, list[dict]]:
+    """(features, bad rows): the query features `win_length` asks for, computed once for every
+    item (cached like mels), or None (use WORK/mels) when it is 0, not shorter than the mels'
+    window, or the workspace lacks some processed wav (a warning then: one kind of feature for
+    the whole run). Utterances whose wav is unusable are reported in `bad` and must be skipped."""
+    from ..audio import AudioError
+    from ..config import audio_config
+
+    audio = audio_config(cfg_all)
+    win = int(win_length or 0)
+    if win <= 0 or win >= int(audio.win_length):
+        return None, []
+    missing = [u.id for u in items if not ws.wav_path(u.id).is_file()]
+    if missing:
+        console.print(f"[yellow]{ws.wav_path(missing[0])} and {len(missing) - 1} more wav(s) missing: the aligner "
+                      f"reads WORK/mels instead of its {win}-sample-window features[/]")
+        return None, []
+    features, bad = QueryFeatures(audio, win), []
+    for u in items:
+        try:
+            _load_mel(ws, u, features)
+        except (AudioError, ValueError, OSError) as e:
+            reason = str(e) if str(ws.wav_path(u.id)) in str(e) else f"{ws.wav_path(u.id)}: {e}"
+            console.print(f"[yellow]skip {u.id}: {reason}[/]")
+            bad.append({"id": u.id, "reasons": [reason]})
+    return features, bad
+
+
+def _collate(ws: Workspace, batch: list[Utterance], n_mel: int, prior_scaling: float, skip_silent: bool,
+             features: QueryFeatures | None = None):
     import torch
 
     from ..models.alignment import prior_batch
@@ -154,7 +221,7 @@ def _collate(ws: Workspace, batch: list[Utterance], n_mel: int, prior_scaling: f
         text[b, : len(u.ids)] = torch.from_numpy(u.ids)
         if skip_silent:
             silent[b, : len(u.ids)] = torch.from_numpy(u.silent)
-        mel[b, :, : u.n_frames] = torch.from_numpy(_load_mel(ws, u))
+        mel[b, :, : u.n_frames] = torch.from_numpy(_load_mel(ws, u, features))
     text_lens = torch.tensor([len(u.ids) for u in batch])
     mel_lens = torch.tensor([u.n_frames for u in batch])
     prior = prior_batch(text_lens.tolist(), mel_lens.tolist(), prior_scaling)
@@ -267,13 +334,17 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
     missing = [k for k in model.attention.state_dict() if k not in att and not k.startswith("attn_proj")]
     if missing:
         raise ValueError(f"{path}: aligner weights incomplete, missing attention.{missing[0]}")
-    return model, {"n_text_channels": n_text, "n_att_channels": n_att, "temperature": float(cfg_temp)}
+    # a standalone aligner.pt says which query features it learned on; FastPitch's aligner used its mels
+    ck_cfg = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    query_win = int(ck_cfg.get("query_win_length") or 0) if ckpt.get("format") == CKPT_FORMAT else 0
+    return model, {"n_text_channels": n_text, "n_att_channels": n_att, "temperature": float(cfg_temp),
+                   "query_win_length": query_win}
 
 
 # --------------------------------------------------------------------------- training
 
 def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int, cfg: AlignConfig, seed: int,
-           device: str, console) -> tuple[Any, dict]:
+           device: str, console, features: QueryFeatures | None = None) -> tuple[Any, dict]:
     """Train (or resume, or skip when aligner.pt is complete); returns (model, info)."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -293,6 +364,10 @@ def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int
         shape_keys = ("n_text_channels", "n_att_channels")
         if any(ckpt["config"].get(k) != getattr(cfg, k) for k in shape_keys):
             raise ValueError(f"{ws.aligner_ckpt}: model size differs from the settings; use --force to retrain")
+        if int(ckpt["config"].get("query_win_length") or 0) != int(cfg.query_win_length or 0):
+            raise ValueError(f"{ws.aligner_ckpt}: trained on other query features (query_win_length "
+                             f"{ckpt['config'].get('query_win_length') or 0}, now {cfg.query_win_length}); "
+                             "use --force to retrain")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         for group in opt.param_groups:  # settings may have changed between runs
@@ -319,7 +394,7 @@ def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int
         while step < cfg.steps:
             batch = [items[i] for i in batch_for_step(len(items), lengths, cfg.batch_size, seed, step)]
             text, tlen, mel, mlen, prior, silent = (x.to(device) for x in _collate(ws, batch, n_mel, cfg.prior_scaling,
-                                                                                   cfg.skip_silent))
+                                                                                   cfg.skip_silent, features))
             soft, logprob = model(text, tlen, mel, prior)
             loss_ctc = ctc_loss(logprob, tlen, mlen, silent)
             w = _bin_weight(cfg, step)
@@ -354,7 +429,7 @@ def _bin_weight(cfg: AlignConfig, step: int) -> float:
 # --------------------------------------------------------------------------- extraction
 
 def _extract(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: AlignConfig, device: str, plot_ids: set,
-             console) -> list[dict]:
+             console, features: QueryFeatures | None = None) -> list[dict]:
     """MAS durations for `items`; writes durations (and plots); returns per-utterance stats."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -370,7 +445,7 @@ def _extract(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: Alig
         for start in range(0, len(order), cfg.extract_batch_size):
             batch = order[start: start + cfg.extract_batch_size]
             text, tlen, mel, mlen, prior, silent = (x.to(device) for x in _collate(ws, batch, n_mel, cfg.prior_scaling,
-                                                                                   cfg.skip_silent))
+                                                                                   cfg.skip_silent, features))
             soft, logprob = model(text, tlen, mel, prior)
             hard = mas_batch(logprob.squeeze(1), tlen, mlen, silent)
             soft = soft.squeeze(1).cpu().numpy()
@@ -378,6 +453,8 @@ def _extract(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: Alig
                 h = hard[b, : u.n_frames, : len(u.ids)]
                 s = soft[b, : u.n_frames, : len(u.ids)]
                 dur = h.sum(0).round().astype(np.int32)
+                if cfg.edge_silence_db > 0:
+                    dur = edge_silence(dur, u.symbols, mel[b, :, : u.n_frames].cpu().numpy(), cfg.edge_silence_db)
                 assert int(dur.sum()) == u.n_frames, (u.id, int(dur.sum()), u.n_frames)
                 atomic_save_npy(ws.duration_path(u.id), dur)
                 stats.append(_utterance_stats(u, dur, h, s, cfg))
@@ -385,6 +462,29 @@ def _extract(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: Alig
                     _plot(ws.dir("alignments") / f"{u.id}.png", u, s, dur)
             progress.update(task, advance=len(batch))
     return stats
+
+
+def edge_silence(dur: np.ndarray, symbols: list[str], mel: np.ndarray, top_db: float) -> np.ndarray:
+    """Durations where a leading (trailing) word space holds exactly the lead-in (trail-out) silence.
+
+    Silence = the frames before the first (after the last) frame whose power is within `top_db`
+    of the loudest frame, measured on the log-mel `mel` [n_mel, n_frames]. Frames move between the
+    edge space and its nearest symbol with frames (which keeps at least one); the sum is unchanged.
+    """
+    dur = dur.copy()
+    power = np.logaddexp.reduce(2.0 * mel.astype(np.float64), axis=0)  # log of summed power per frame
+    loud = np.flatnonzero(power > power.max() - top_db / 10.0 * np.log(10.0))
+    if len(dur) < 2 or len(loud) == 0:
+        return dur
+    for edge, quiet, inward in ((0, int(loud[0]), range(1, len(dur))),
+                                (len(dur) - 1, len(power) - 1 - int(loud[-1]), range(len(dur) - 2, -1, -1))):
+        if not symbols[edge].isspace():
+            continue
+        neighbour = next((j for j in inward if dur[j] > 0), inward[0])
+        move = min(quiet - int(dur[edge]), int(dur[neighbour]) - 1)  # < 0: the space gives frames back
+        dur[edge] += move
+        dur[neighbour] -= move
+    return dur
 
 
 def _utterance_stats(u: Utterance, dur: np.ndarray, hard: np.ndarray, soft: np.ndarray, cfg: AlignConfig) -> dict:
@@ -476,10 +576,17 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
             setattr(cfg, k, v)
         model = model.to(device)
         info = {"source": str(from_checkpoint), "trained_steps": 0}
-    else:
+    features, bad = _query_features(ws, items, cfg_all, cfg.query_win_length, console)
+    cfg.query_win_length = features.win_length if features is not None else 0  # what is really used
+    if bad:
+        skipped += bad
+        items = [u for u in items if u.id not in {b["id"] for b in bad}]
+        if not items:
+            raise WorkspaceError(f"{ws.root}: no usable utterances to align")
+    if from_checkpoint is None:
         if force and ws.aligner_ckpt.exists():
             ws.aligner_ckpt.unlink()
-        model, info = _train(ws, items, symbols, n_mel, cfg, seed, device, console)
+        model, info = _train(ws, items, symbols, n_mel, cfg, seed, device, console, features)
         info["source"] = str(ws.aligner_ckpt)
     rewrite_all = force or info.get("trained_steps", 0) > 0
     atomic_write_text(ws.root / "align_config.yaml",
@@ -491,7 +598,7 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
         console.print(f"keeping {kept} existing duration files (use --force to rewrite them)")
     plot_ids = set(sorted(u.id for u in items)[: cfg.plots])
     t_extract = time.perf_counter()
-    stats = _extract(ws, model, todo, n_mel, cfg, device, plot_ids, console) if todo else []
+    stats = _extract(ws, model, todo, n_mel, cfg, device, plot_ids, console, features) if todo else []
     extract_seconds = time.perf_counter() - t_extract
 
     # report: flagged utterances; rows of kept utterances survive from the previous report
