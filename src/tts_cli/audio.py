@@ -255,21 +255,34 @@ def mel_spectrogram(wav: Any, cfg: "AudioConfig") -> "torch.Tensor":
 
 # ----------------------------------------------------------------------------- saving
 
-def save_wav(path: str | os.PathLike, wav: Any, sr: int) -> Path:
-    """Write 16-bit PCM WAV atomically (temp file + rename)."""
-    import soundfile as sf
+def wav_bytes(wav: Any, sr: int) -> bytes:
+    """16-bit PCM mono WAV file content, standard library only (GPU boxes lack soundfile).
 
-    from tts_cli.workspace import atomic_write_bytes
+    Samples are clipped to [-1, 1] and quantised as soundfile (libsndfile 1.2) writes PCM_16,
+    floor(x * 32768) within the int16 range: the same bytes as the soundfile writer this replaced."""
+    import wave
 
     if hasattr(wav, "detach"):
-        wav = wav.detach().cpu().numpy()
+        wav = wav.detach().float().cpu().numpy()
     wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    pcm = np.clip(np.floor(wav * np.float32(32768.0)), -32768, 32767).astype("<i2")
     buf = io.BytesIO()
-    sf.write(buf, wav, int(sr), subtype="PCM_16", format="WAV")
-    return atomic_write_bytes(path, buf.getvalue())
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def save_wav(path: str | os.PathLike, wav: Any, sr: int) -> Path:
+    """Write 16-bit PCM mono WAV atomically (temp file + rename)."""
+    from tts_cli.workspace import atomic_write_bytes
+
+    return atomic_write_bytes(path, wav_bytes(wav, sr))
 
 
 __all__ = [
     "AudioError", "load_audio", "resample", "trim_silence", "peak_normalize", "num_frames",
-    "mel_filterbank", "mel_spectrogram", "save_wav", "hz_to_mel", "mel_to_hz",
+    "mel_filterbank", "mel_spectrogram", "save_wav", "wav_bytes", "hz_to_mel", "mel_to_hz",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 

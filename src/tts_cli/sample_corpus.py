@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import sys
 import time
@@ -23,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tts_cli.workspace import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tts_cli.audio import save_wav
+from tts_cli.workspace import atomic_write_json, atomic_write_text
 
 # Bump when the output for the same settings changes, so cached corpora get rebuilt.
 GENERATOR_VERSION = 1
@@ -105,14 +105,6 @@ def _pad_and_noise(samples: np.ndarray, sample_rate: int, rng: np.random.Generat
     audio = np.concatenate([np.zeros(lead, np.float32), samples, np.zeros(tail, np.float32)])
     audio += rng.normal(0.0, 10 ** (NOISE_FLOOR_DBFS / 20), audio.shape).astype(np.float32)
     return np.clip(audio, -1.0, 32767 / 32768), lead
-
-
-def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, audio, sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def _truth_entry(text: str, speaker: Speaker, events: list[SpeechEvent], lead: int,
@@ -239,7 +231,7 @@ def build_sample_corpus(
             rng = np.random.default_rng([seed, zlib.crc32(utt_id.encode())])
             audio, lead = _pad_and_noise(samples, sample_rate, rng)
             wav = folder[speaker.name] / "wavs" / f"{utt_id}.wav"
-            atomic_write_bytes(wav, _wav_bytes(audio, sample_rate))
+            save_wav(wav, audio, sample_rate)
             files.append(wav.relative_to(out).as_posix())
             truth[utt_id] = _truth_entry(text, speaker, events, lead, len(audio), sample_rate)
             rows[speaker.name].append(f"{utt_id}|{text}|{text}\n")

@@ -393,6 +393,8 @@ class Synthesizer:
                         frames_per_symbol: float | None = None) -> list[Result]:
         """Several utterances; FastPitch runs on batches of chunks, the vocoder on batches of
         similar length. One warning lists the unknown symbols of all texts."""
+        from tts_cli.prosody import denormalize_pitch
+
         torch = self._torch
         if not speed or speed <= 0:
             raise SynthesisError(f"speed must be > 0 (got {speed}); 2.0 = twice as fast")
@@ -429,8 +431,10 @@ class Synthesizer:
         ratio = 2.0 ** (float(pitch_shift) / 12.0)
         transform = None
         if ratio != 1.0 or pitch_scale != 1.0:
-            def transform(z, mask, _s=float(pitch_scale), _r=ratio):
+            def scale_and_shift(z, mask, _s=float(pitch_scale), _r=ratio):
                 return z * _s * _r + mean * (_r - 1.0) / std
+
+            transform = scale_and_shift
 
         # ---- FastPitch in batches of chunks (sorted by length: little padding)
         order = sorted(keep, key=lambda i: len(encoded[i]))
@@ -460,7 +464,8 @@ class Synthesizer:
                     N = len(encoded[i])
                     mels[i] = out["mel"][r, :, :T].float()
                     info[i] = (out["durations"][r, :N].cpu().numpy().astype(np.int32),
-                               (out["pitch"][r, :N].float().cpu().numpy() * std + mean).astype(np.float32))
+                               denormalize_pitch(out["pitch"][r, :N].float().cpu().numpy(), mean, std)
+                               .astype(np.float32))
             wavs = self._vocode(mels)
 
         # ---- assemble each utterance: chunks + pauses

@@ -31,12 +31,10 @@ Griffin-Lim is pure torch and runs on the GPU when given one.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import re
-import wave
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from tts_cli.config import AudioConfig
+    from tts_cli.models.hifigan import HiFiGANConfig
 
 log = logging.getLogger(__name__)
 
@@ -506,31 +505,8 @@ def load_vocoder(spec: str | os.PathLike | None, audio_cfg: Any = None, device: 
     return voc
 
 
-# ----------------------------------------------------------------------------- WAV writing
-
-def wav_bytes(wav, sample_rate: int) -> bytes:
-    """16-bit PCM mono WAV file content (standard library only)."""
-    if hasattr(wav, "detach"):
-        wav = wav.detach().float().cpu().numpy()
-    pcm = (np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
-def write_wav(path: str | os.PathLike, wav, sample_rate: int) -> Path:
-    """16-bit PCM WAV, atomically, with the standard library only (no soundfile on GPU boxes)."""
-    from tts_cli.workspace import atomic_write_bytes
-
-    return atomic_write_bytes(path, wav_bytes(wav, sample_rate))
-
-
 __all__ = [
-    "griffin_lim", "mel_to_linear", "write_wav", "wav_bytes", "load_vocoder", "Vocoder", "GriffinLimVocoder",
+    "griffin_lim", "mel_to_linear", "load_vocoder", "Vocoder", "GriffinLimVocoder",
     "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_dict", "load_hifigan", "build_generator",
     "infer_generator_config", "nvidia_to_ours", "ours_to_nvidia", "cpu_has_native_bf16", "bf16_convs_faster",
     "AUDIO_MATCH_KEYS",

@@ -15,7 +15,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -72,13 +72,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         return []
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
 
 
 class WorkspaceError(RuntimeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 DEFAULT_SPEAKER = "default"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64")
@@ -98,6 +99,18 @@ def read_text_file(path: Path) -> str:
         raise DatasetError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def pipe_lines(path: Path, marker: str,
+               display_root: Path | None = None) -> tuple[Path, Iterator[tuple[str, str, list[str]]]]:
+    """A `|`-separated metadata file (`path` itself, or `path/marker`): (root folder, an iterator of
+    (source pointer "file:line", line, columns) over its non-blank lines)."""
+    meta = path if path.is_file() else path / marker
+    root = meta.parent
+    shown = rel(meta, display_root or root)
+    lines = read_text_file(meta).splitlines()  # read now: an unreadable file fails before any entry
+    rows = ((f"{shown}:{n}", line, line.split("|")) for n, line in enumerate(lines, start=1) if line.strip())
+    return root, rows
 
 
 def rel(path: Path, root: Path) -> str:

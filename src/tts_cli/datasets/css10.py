@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Entry, Problem, ReadResult, read_text_file, rel, safe_id, shorten, strip_audio_ext
+from .base import Entry, Problem, ReadResult, pipe_lines, safe_id, shorten, strip_audio_ext
 
 MARKER = "transcript.txt"
 
@@ -14,16 +14,9 @@ def read_css10(path: str | Path, display_root: Path | None = None) -> ReadResult
     The id is the audio file's name without extension (CSS10 names are unique across books).
     Text is the original column; the normalised one is kept as `normalized_hint`.
     """
-    path = Path(path)
-    transcript = path if path.is_file() else path / MARKER
-    root = transcript.parent
-    shown = rel(transcript, display_root or root)
+    root, rows = pipe_lines(Path(path), MARKER, display_root)
     out = ReadResult()
-    for lineno, line in enumerate(read_text_file(transcript).splitlines(), start=1):
-        if not line.strip():
-            continue
-        source = f"{shown}:{lineno}"
-        cols = line.split("|")
+    for source, line, cols in rows:
         if len(cols) < 2 or not cols[0].strip():
             out.problems.append(Problem(shorten(line), source, "malformed line: expected path|original|normalized|duration"))
             continue

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DEFAULT_SPEAKER, Entry, Problem, ReadResult, read_text_file, rel, safe_id, shorten, strip_audio_ext
+from .base import DEFAULT_SPEAKER, Entry, Problem, ReadResult, pipe_lines, safe_id, shorten, strip_audio_ext
 
 MARKER = "metadata.csv"
 
@@ -14,16 +14,9 @@ def read_ljspeech(path: str | Path, display_root: Path | None = None) -> ReadRes
     Columns: id, raw text, optional normalised text (kept as `normalized_hint`), optional speaker.
     Ids may carry `.wav`. Unparsable lines become problems.
     """
-    path = Path(path)
-    meta = path if path.is_file() else path / MARKER
-    root = meta.parent
-    shown = rel(meta, display_root or root)
+    root, rows = pipe_lines(Path(path), MARKER, display_root)
     out = ReadResult()
-    for lineno, line in enumerate(read_text_file(meta).splitlines(), start=1):
-        if not line.strip():
-            continue
-        source = f"{shown}:{lineno}"
-        cols = line.split("|")
+    for source, line, cols in rows:
         if len(cols) < 2:
             out.problems.append(Problem(shorten(line), source, "malformed line: expected id|text[|normalized]"))
             continue

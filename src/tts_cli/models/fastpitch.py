@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tts_cli.prosody import average_per_symbol
+
 from .transformer import FFTransformer, mask_from_lens
 
 ALIGNMENTS = ("external", "learned")
@@ -167,12 +169,6 @@ def regulate_length(enc_out: torch.Tensor, durations: torch.Tensor, max_len: int
     return out * valid.unsqueeze(2).to(out.dtype), lens.clamp_max(T)
 
 
-def _average_per_symbol(values: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
-    from tts_cli.prosody import average_per_symbol  # the one shared implementation
-
-    return average_per_symbol(values, durations)
-
-
 class FastPitch(nn.Module):
     def __init__(self, config: FastPitchConfig | None = None, **overrides):
         super().__init__()
@@ -280,13 +276,13 @@ class FastPitch(nn.Module):
                 raise ValueError("alignment='external' needs batch['durations'] (run `tts align`)")
             dur_tgt = batch["durations"].long()
 
-        pitch_tgt = _average_per_symbol(batch["pitch"].float(), dur_tgt)
+        pitch_tgt = average_per_symbol(batch["pitch"].float(), dur_tgt)
         enc_out = enc_out + self._embed_prosody(self.pitch_emb, pitch_tgt)
 
         energy_pred = energy_tgt = None
         if self.energy_predictor is not None:
             energy_pred = self.energy_predictor(enc_out, enc_mask)
-            energy_tgt = torch.log1p(_average_per_symbol(batch["energy"].float().clamp_min(0), dur_tgt))
+            energy_tgt = torch.log1p(average_per_symbol(batch["energy"].float().clamp_min(0), dur_tgt))
             enc_out = enc_out + self._embed_prosody(self.energy_emb, energy_tgt)
 
         frames, _ = regulate_length(enc_out, dur_tgt, max_len=T)

@@ -132,11 +132,6 @@ class WNConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
                                   self.groups, self.dilation)
 
 
-def _wn(module: nn.Module) -> nn.Module:
-    module.apply_weight_norm()
-    return module
-
-
 def _conv(cin: int, cout: int, k: int, dilation: int = 1) -> WNConv1d:
     return WNConv1d(cin, cout, k, 1, dilation=dilation, padding=get_padding(k, dilation))
 
@@ -297,19 +292,12 @@ class DiscriminatorP(nn.Module):
         self.conv_post = _norm(nn.Conv2d(top, 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor):
-        fmap = []
         b, c, t = x.shape
         if t % self.period:
             n_pad = self.period - t % self.period
             x = F.pad(x, (0, n_pad), "reflect" if t > n_pad else "constant")
             t += n_pad
-        x = x.view(b, c, t // self.period, self.period)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _score(self.convs, self.conv_post, x.view(b, c, t // self.period, self.period))
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -319,7 +307,7 @@ class MultiPeriodDiscriminator(nn.Module):
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
         """(real scores, fake scores, real feature maps, fake feature maps), one entry per period."""
-        return _run_all(self.discriminators, y, y_hat)
+        return _run_all(self.discriminators, [(y, y_hat)] * len(self.discriminators))
 
 
 class DiscriminatorS(nn.Module):
@@ -336,13 +324,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = _norm(nn.Conv1d(w(1024), 1, 3, 1, padding=1), spectral)
 
     def forward(self, x: torch.Tensor):
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _score(self.convs, self.conv_post, x)
 
 
 class MultiScaleDiscriminator(nn.Module):
@@ -355,19 +337,27 @@ class MultiScaleDiscriminator(nn.Module):
         self.meanpools = nn.ModuleList([nn.AvgPool1d(4, 2, padding=2), nn.AvgPool1d(4, 2, padding=2)])
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
-        rs, gs, fr, fg = [], [], [], []
-        for i, d in enumerate(self.discriminators):
-            if i > 0:
-                y, y_hat = self.meanpools[i - 1](y), self.meanpools[i - 1](y_hat)
-            r, f_r = d(y)
-            g, f_g = d(y_hat)
-            rs.append(r), gs.append(g), fr.append(f_r), fg.append(f_g)
-        return rs, gs, fr, fg
+        scales = [(y, y_hat)]
+        for pool in self.meanpools:  # each scale pools the previous one
+            scales.append((pool(scales[-1][0]), pool(scales[-1][1])))
+        return _run_all(self.discriminators, scales)
 
 
-def _run_all(discriminators, y, y_hat):
+def _score(convs, conv_post, x: torch.Tensor):
+    """A discriminator's conv stack: (flattened scores, the output of every layer for feature matching)."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = conv_post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
+
+def _run_all(discriminators, inputs):
+    """(real scores, fake scores, real feature maps, fake feature maps): discriminator i judges inputs[i]."""
     rs, gs, fr, fg = [], [], [], []
-    for d in discriminators:
+    for d, (y, y_hat) in zip(discriminators, inputs):
         r, f_r = d(y)
         g, f_g = d(y_hat)
         rs.append(r), gs.append(g), fr.append(f_r), fg.append(f_g)

@@ -25,7 +25,6 @@ from ..workspace import (
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
-    read_jsonl,
 )
 
 CACHE_NAME = ".preprocess_cache.json"

@@ -10,7 +10,6 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
 
 
 @contextmanager
@@ -70,7 +69,7 @@ def synthesize_command(
     from rich.table import Table
 
     from tts_cli.synthesis import SynthesisError, Synthesizer, read_input_file, resolve_model
-    from tts_cli.vocoders import wav_bytes, write_wav
+    from tts_cli.audio import save_wav as write_wav, wav_bytes
 
     console = console or Console(stderr=True)
     if input_file is None and (text is None or not text.strip()):
@@ -117,7 +116,7 @@ def synthesize_command(
                     batch = items[b:b + batch_size]
                     try:
                         res = synth.synthesize_many([t for _, t in batch], ids=[u for u, _ in batch], **controls)
-                    except SynthesisError as e:  # one bad line must not sink the batch: go one by one
+                    except SynthesisError:  # one bad line must not sink the batch: go one by one
                         res = []
                         for uid, t in batch:
                             try:

@@ -14,39 +14,19 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from tts_cli.workspace import Workspace, WorkspaceError, atomic_write_text
+from tts_cli.training.run import TrainConfigError, load_train_config
+from tts_cli.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger("tts_cli.train")
-
-
-class TrainConfigError(ValueError):
-    """Bad train settings or run folder; str() says what to do."""
 
 
 # ----------------------------------------------------------------------------- config
 
 def resolve_config(config: str | Path | dict | None) -> dict:
     """{model: {...}, train: {...}, ...} from a preset name, a recipe or a dict."""
-    import yaml
-
-    from tts_cli.config import find_recipe
     from tts_cli.models.fastpitch import PRESETS
 
-    if config is None:
-        return {"model": {"preset": "base"}, "train": {}}
-    if isinstance(config, dict):
-        cfg = dict(config)
-    elif str(config) in PRESETS:
-        cfg = {"model": {"preset": str(config)}}
-    else:
-        try:
-            path = find_recipe(config)
-        except FileNotFoundError as e:
-            raise TrainConfigError(f"{e}; presets: {', '.join(PRESETS)}") from None
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    cfg.setdefault("model", {})
-    cfg.setdefault("train", {})
-    return cfg
+    return load_train_config(config, PRESETS, default="base")
 
 
 def _checkpoint_meta(ws: Workspace, model_cfg: dict, symbols: list[str], speakers: dict[str, int],
@@ -89,15 +69,6 @@ def _freeze(model, names: Sequence[str]) -> list[str]:
     return frozen
 
 
-def _setup_logging(is_main: bool) -> None:
-    ours = logging.getLogger("tts_cli")
-    if not ours.handlers and not logging.getLogger().handlers:  # the app's own logging config wins
-        from rich.logging import RichHandler
-
-        ours.addHandler(RichHandler(show_path=False, show_time=False))
-    ours.setLevel(logging.INFO if is_main else logging.ERROR)
-
-
 # ----------------------------------------------------------------------------- the stage
 
 def train(
@@ -125,31 +96,21 @@ def train(
     import torch
     from rich.console import Console
 
-    from tts_cli.config import deep_merge, dump_yaml
+    from tts_cli.config import audio_config, deep_merge
     from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
     from tts_cli.training.data import (
         BucketBatchSampler, TTSDataset, collate, ignore_signals, load_pitch_stats, speaker_map,
     )
     from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
-    from tts_cli.training.loop import (
-        Trainer, TrainSettings, cleanup_distributed, load_training_checkpoint, resolve_amp, seed_everything,
-        setup_distributed,
-    )
+    from tts_cli.training.loop import resolve_amp, seed_everything
+    from tts_cli.training.run import distributed_run, fit, open_run, train_settings, write_run_config
 
     console = console or Console(stderr=True)
-    dist_info, dev = setup_distributed(device)
-    _setup_logging(dist_info.is_main)
-    try:
+    with distributed_run(device) as (dist_info, dev):
         ws = Workspace(work)
         run = Path(out)
-        last = run / "checkpoints" / "last.pt"
-        resume_ckpt = None
-        if resume and last.exists():
-            resume_ckpt = load_training_checkpoint(last)
-            if init_from:
-                raise TrainConfigError("--resume and --init-from exclude each other: resume restores the run in --out")
-            cfg = resolve_config(_read_yaml(run / "config.yaml") if (run / "config.yaml").exists() else
-                                 {"model": resume_ckpt["config"], "train": resume_ckpt.get("train", {})})
+        cfg, resume_ckpt = open_run(run, "fastpitch", config, resolve_config, resume, init_from, dist_info.is_main)
+        if resume_ckpt is not None:
             ignored = [n for n, v in (("lr", lr), ("batch_frames", batch_frames), ("max_frames", max_frames),
                                       ("freeze", tuple(freeze)), ("alignment", alignment), ("config", config))
                        if v not in (None, ())]
@@ -158,13 +119,6 @@ def train(
                             ", ".join(ignored))
             lr = batch_frames = max_frames = alignment = None
             freeze = tuple(cfg.get("train", {}).get("freeze", ()))
-        else:
-            if resume and dist_info.is_main:
-                log.warning("%s: nothing to resume yet; starting a new run", run)
-            if last.exists():
-                raise TrainConfigError(f"{run} already holds a run (checkpoints/last.pt); "
-                                       "add --resume to continue it or choose another --out")
-            cfg = resolve_config(config)
 
         # ---- workspace facts
         rows = ws.load_manifest()
@@ -177,28 +131,21 @@ def train(
         train_dict = dict(cfg["train"])
         train_dict.pop("freeze", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
-        overrides = {"steps": steps, "lr": lr, "batch_frames": batch_frames, "max_frames": max_frames,
-                     "compile": compile, "num_workers": num_workers, "seed": seed}
-        if amp is not None:
-            overrides["amp"] = amp
-        train_dict.update({k: v for k, v in overrides.items() if v is not None})
-        if "steps" not in train_dict and train_dict.get("steps_per_minute"):
+        if steps is None and "steps" not in train_dict and train_dict.get("steps_per_minute"):
             minutes = sum(float(r.get("duration_s", 0)) for r in rows if r.get("split") == "train") / 60
             train_dict["steps"] = max(1, round(float(train_dict["steps_per_minute"]) * minutes))
             if dist_info.is_main:
                 log.info("steps = %d (%.4g steps per minute x %.1f min of training audio)",
                          train_dict["steps"], train_dict["steps_per_minute"], minutes)
-        try:
-            settings = TrainSettings.from_dict(train_dict)
-        except (TypeError, ValueError) as e:
-            raise TrainConfigError(str(e)) from None
+        settings = train_settings(train_dict, steps=steps, lr=lr, batch_frames=batch_frames, max_frames=max_frames,
+                                  compile=compile, num_workers=num_workers, seed=seed, amp=amp)
 
         model_section = dict(cfg["model"])
         if alignment:
             model_section["alignment"] = alignment
         model_section.update(n_symbols=len(symbols), n_speakers=max(1, len(speakers)))
         if resume_ckpt is not None:
-            model_cfg = FastPitchConfig.from_dict({k: v for k, v in resume_ckpt["config"].items()})
+            model_cfg = FastPitchConfig.from_dict(resume_ckpt["config"])
         else:
             try:
                 model_cfg = FastPitchConfig.from_dict(model_section)
@@ -227,8 +174,6 @@ def train(
         frozen = _freeze(model, freeze) if freeze else []
 
         meta = _checkpoint_meta(ws, model_cfg.to_dict(), symbols, speakers, pitch_stats, work_cfg)
-        from tts_cli.config import audio_config
-
         audio_cfg = audio_config({"audio": meta["audio"]})
         task = FastPitchTask(model, align_mode, task_settings, meta, audio_cfg, val_samples=settings.val_samples)
 
@@ -266,8 +211,7 @@ def train(
                                     "train": {**settings.to_dict(), **task_settings.to_dict(),
                                               "freeze": list(freeze)}})
         if dist_info.is_main:
-            run.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run / "config.yaml", dump_yaml(resolved))
+            write_run_config(run, resolved)
             n_params = sum(p.numel() for p in model.parameters())
             n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
             console.print(
@@ -278,55 +222,14 @@ def train(
                 + (f", resuming at step {resume_ckpt['step']}" if resume_ckpt else "")
             )
 
-        trainer = Trainer(task, settings, run, loader, sampler, val_batches=val_batches, device=dev,
-                          dist_info=dist_info, resume_from=resume_ckpt, show_progress=progress, hooks=_hooks)
-        result = trainer.fit()
-        summary = {
-            "run": str(run), "step": result.step, "steps": settings.steps, "epoch": result.epoch,
-            "stopped": result.stopped, "last_checkpoint": result.last_checkpoint,
-            "best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss,
-            "losses": result.last_losses, "frames_per_s": result.frames_per_s,
-            "skipped_steps": result.skipped_steps, "load_report": _report_rows(load_report),
-        }
-        if dist_info.is_main:
-            _print_summary(console, summary)
-        return summary
-    finally:
-        cleanup_distributed()
-
-
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return fit(task, settings, run, loader, sampler, val_batches, dev, dist_info, resume_ckpt, progress, _hooks,
+                   console, "fastpitch", load_report=_report_rows(load_report))
 
 
 def _report_rows(report) -> list | None:
     if report is None:
         return None
     return [{"name": e.name, "action": e.action, "shape": list(e.shape), "detail": e.detail} for e in report.entries]
-
-
-def _print_summary(console, s: dict) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"tts train: {s['stopped']}", show_header=False)
-    t.add_row("run", s["run"])
-    t.add_row("step", f"{s['step']} / {s['steps']} (epoch {s['epoch']})")
-    for k, v in (s["losses"] or {}).items():
-        t.add_row(f"loss {k}", f"{v:.4f}")
-    if s["best_val_loss"] is not None:
-        t.add_row("best val loss", f"{s['best_val_loss']:.4f}")
-    if s["frames_per_s"]:
-        t.add_row("frames/s", f"{s['frames_per_s']:,.0f}")
-    if s["skipped_steps"]:
-        t.add_row("skipped (non-finite)", str(s["skipped_steps"]))
-    t.add_row("last checkpoint", str(s["last_checkpoint"]))
-    if s["best_checkpoint"]:
-        t.add_row("best checkpoint", s["best_checkpoint"])
-    if s["stopped"] == "interrupted":
-        t.add_row("continue with", f"tts train WORK --out {s['run']} --resume --steps {s['steps']}")
-    console.print(t)
 
 
 __all__ = ["train", "resolve_config", "TrainConfigError"]

@@ -2,7 +2,7 @@
 
 Config = a preset (`v1`, `v2`, `v3`), a recipe (sections `model:` with HiFiGANConfig fields or
 `preset:`, and `train:`) or a dict. Same run folder, resume, AMP, DDP, checkpoints and progress as
-FastPitch training (`tts_cli.training.loop`); checkpoints are `kind: "hifigan"` and load with
+FastPitch training (`tts_cli.training.run` and `tts_cli.training.loop`); checkpoints are `kind: "hifigan"` and load with
 `tts synthesize --vocoder RUN/checkpoints/best.pt`.
 
 `gta=FASTPITCH_CKPT` first writes teacher-forced (ground-truth-aligned) mels of every utterance
@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tts_cli.workspace import Workspace, WorkspaceError, atomic_write_text
+from tts_cli.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger("tts_cli.train")
 
@@ -25,27 +25,11 @@ VAL_UTTERANCES = 8  # whole utterances vocoded at each validation
 
 
 def resolve_config(config: str | Path | dict | None) -> dict:
-    import yaml
-
-    from tts_cli.config import find_recipe
+    """{model: {...}, train: {...}, ...} from a HiFi-GAN preset name, a recipe or a dict."""
     from tts_cli.models.hifigan import PRESETS
-    from tts_cli.stages.train import TrainConfigError
+    from tts_cli.training.run import load_train_config
 
-    if config is None:
-        return {"model": {"preset": "v1"}, "train": {}}
-    if isinstance(config, dict):
-        cfg = dict(config)
-    elif str(config).lower() in PRESETS:
-        cfg = {"model": {"preset": str(config).lower()}}
-    else:
-        try:
-            path = find_recipe(config)
-        except FileNotFoundError as e:
-            raise TrainConfigError(f"{e}; HiFi-GAN presets: {', '.join(PRESETS)}") from None
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    cfg.setdefault("model", {})
-    cfg.setdefault("train", {})
-    return cfg
+    return load_train_config(config, PRESETS, default="v1", presets_label="HiFi-GAN presets")
 
 
 # ----------------------------------------------------------------------------- GTA mels
@@ -132,41 +116,28 @@ def train_hifigan(
     _hooks: dict | None = None,
 ) -> dict:
     """Train a HiFi-GAN vocoder on WORK into the run folder OUT; returns a summary dict."""
+    import functools
+
     import numpy as np
     import torch
     from rich.console import Console
 
-    from tts_cli.config import audio_config, deep_merge, dump_yaml
+    from tts_cli.config import audio_config, deep_merge
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
-    from tts_cli.stages.train import TrainConfigError, _print_summary, _read_yaml, _setup_logging
     from tts_cli.training.data import BucketBatchSampler
     from tts_cli.training.hifigan_task import (TRAIN_DEFAULTS, EpochAwareSampler, HiFiGANTask, HiFiGANTaskSettings,
                                                VocoderDataset, collate_vocoder)
-    from tts_cli.training.loop import (Trainer, TrainSettings, cleanup_distributed, load_training_checkpoint,
-                                       resolve_amp, seed_everything, setup_distributed)
+    from tts_cli.training.loop import resolve_amp, seed_everything
+    from tts_cli.training.run import (TrainConfigError, distributed_run, fit, open_run, train_settings,
+                                      write_run_config)
 
     console = console or Console(stderr=True)
-    dist_info, dev = setup_distributed(device)
-    _setup_logging(dist_info.is_main)
-    try:
+    with distributed_run(device) as (dist_info, dev):
         ws = Workspace(work)
         run = Path(out)
-        last = run / "checkpoints" / "last.pt"
-        resume_ckpt = None
-        if resume and last.exists():
-            resume_ckpt = load_training_checkpoint(last)
-            if resume_ckpt.get("kind") != "hifigan":
-                raise TrainConfigError(f"{last}: a {resume_ckpt.get('kind')} run; resume it without --model hifigan")
-            if init_from:
-                raise TrainConfigError("--resume and --init-from exclude each other: resume restores the run in --out")
-            cfg = resolve_config(_read_yaml(run / "config.yaml") if (run / "config.yaml").exists() else
-                                 {"model": resume_ckpt["config"], "train": resume_ckpt.get("train", {})})
+        cfg, resume_ckpt = open_run(run, "hifigan", config, resolve_config, resume, init_from, dist_info.is_main)
+        if resume_ckpt is not None:
             gta = None  # the saved config says which mels the run uses
-        else:
-            if last.exists():
-                raise TrainConfigError(f"{run} already holds a run (checkpoints/last.pt); "
-                                       "add --resume to continue it or choose another --out")
-            cfg = resolve_config(config)
 
         work_cfg = ws.load_config() if ws.config.exists() else {}
         audio = dict(work_cfg.get("audio") or {})
@@ -178,14 +149,8 @@ def train_hifigan(
         task_settings = HiFiGANTaskSettings.pop_from(train_dict)
         if batch_size:
             task_settings.batch_size = int(batch_size)
-        overrides = {"steps": steps, "lr": lr, "compile": compile, "num_workers": num_workers, "seed": seed}
-        if amp is not None:
-            overrides["amp"] = amp
-        train_dict.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            settings = TrainSettings.from_dict(train_dict)
-        except (TypeError, ValueError) as e:
-            raise TrainConfigError(str(e)) from None
+        settings = train_settings(train_dict, steps=steps, lr=lr, compile=compile, num_workers=num_workers,
+                                  seed=seed, amp=amp)
 
         # ---- GTA mels (vocoder matching)
         if gta:
@@ -238,8 +203,6 @@ def train_hifigan(
                                           seed=settings.seed, num_replicas=dist_info.world_size, rank=dist_info.rank,
                                           ids=train_ds.ids, warn=False)
         sampler = EpochAwareSampler(base_sampler, train_ds)
-        import functools
-
         collate = functools.partial(collate_vocoder, log_floor=log_floor)
         loader = torch.utils.data.DataLoader(
             train_ds, batch_sampler=sampler, collate_fn=collate, num_workers=settings.num_workers,
@@ -258,8 +221,7 @@ def train_hifigan(
         resolved = deep_merge(cfg, {"model": gen_cfg.to_dict(),
                                     "train": {**settings.to_dict(), **task_settings.to_dict(), "mels": mel_dir}})
         if dist_info.is_main:
-            run.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run / "config.yaml", dump_yaml({"model_type": "hifigan", **resolved}))
+            write_run_config(run, {"model_type": "hifigan", **resolved})
             n_g = sum(p.numel() for p in generator.parameters())
             n_d = sum(p.numel() for p in task.disc.parameters())
             console.print(
@@ -268,31 +230,19 @@ def train_hifigan(
                 f"samples, generator {n_g:,} + discriminators {n_d:,} params, device {dev}, amp {amp_mode}, "
                 f"world {dist_info.world_size}" + (f", resuming at step {resume_ckpt['step']}" if resume_ckpt else ""))
 
-        trainer = Trainer(task, settings, run, loader, sampler, val_batches=val_batches, device=dev,
-                          dist_info=dist_info, resume_from=resume_ckpt, show_progress=progress, hooks=_hooks)
-        result = trainer.fit()
-        summary = {
-            "run": str(run), "step": result.step, "steps": settings.steps, "epoch": result.epoch,
-            "stopped": result.stopped, "last_checkpoint": result.last_checkpoint,
-            "best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss,
-            "losses": result.last_losses, "frames_per_s": result.frames_per_s,
-            "skipped_steps": result.skipped_steps, "mels": mel_dir,
-        }
+        summary = fit(task, settings, run, loader, sampler, val_batches, dev, dist_info, resume_ckpt, progress,
+                      _hooks, console, "hifigan", mels=mel_dir)
         if dist_info.is_main:
-            _print_summary(console, summary)
             console.print(f"use it: tts synthesize \"Hola\" -m FASTPITCH.pt --vocoder {run / 'checkpoints' / 'last.pt'}")
         return summary
-    finally:
-        cleanup_distributed()
 
 
 def _init_from(generator, path, audio: dict, width: float, console):
     """Fine-tuning start: generator weights from any supported file (ours, jik876, NVIDIA); the
     discriminators too when the file is one of our training checkpoints."""
-    import torch
-
+    from tts_cli.checkpoints import load_checkpoint
     from tts_cli.models.hifigan import Discriminators
-    from tts_cli.stages.train import TrainConfigError
+    from tts_cli.training.run import TrainConfigError
     from tts_cli.vocoders import VocoderError, check_audio_match, load_hifigan
 
     try:
@@ -309,7 +259,7 @@ def _init_from(generator, path, audio: dict, width: float, console):
     generator.load_state_dict(src.state_dict())
     discriminators = None
     if fmt == "tts-cli":
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint(path)  # already validated by load_hifigan
         if isinstance(ckpt.get("discriminator"), dict):
             discriminators = Discriminators(width=width)
             try:

@@ -1,1 +1,1 @@
-"""Training machinery shared by the acoustic model and the vocoder: data, optimiser, loop."""
+"""Training machinery shared by the acoustic model and the vocoder: data, optimiser, loop, run folder."""

@@ -112,7 +112,8 @@ class FastPitchTask:
 
     # ------------------------------------------------------------------ samples
     def _write_samples(self, model, batch: dict, out: dict, samples_dir: Path) -> None:
-        from tts_cli.vocoders import griffin_lim, write_wav
+        from tts_cli.audio import save_wav
+        from tts_cli.vocoders import griffin_lim
 
         samples_dir.mkdir(parents=True, exist_ok=True)
         for b in range(min(self.val_samples, len(batch["ids"]))):
@@ -135,7 +136,7 @@ class FastPitchTask:
                 syms = batch["symbols"][b:b + 1, :N]
                 spk = batch["speakers"][b:b + 1] if "speakers" in batch else None
                 mel = model.infer(syms, batch["symbol_lens"][b:b + 1], speakers=spk, max_frames=4 * T + 100)["mel"][0]
-                write_wav(samples_dir / f"{uid}_griffinlim.wav", griffin_lim(mel.float().cpu(), self.audio_cfg),
+                save_wav(samples_dir / f"{uid}_griffinlim.wav", griffin_lim(mel.float().cpu(), self.audio_cfg),
                           self.audio_cfg.sample_rate)
 
 

@@ -261,7 +261,7 @@ class HiFiGANTask:
         return mel_spectrogram(audio.squeeze(1).float(), self.loss_audio)
 
     def loss(self, model, batch: dict, step: int, epoch: int):
-        from tts_cli.models.hifigan import discriminator_loss, feature_loss, generator_loss
+        from tts_cli.models.hifigan import discriminator_loss, feature_loss, generator_loss, mel_loss
 
         y, mel = batch["audio"], batch["mels"]
         y_hat = model(mel)
@@ -282,7 +282,7 @@ class HiFiGANTask:
             log.warning("non-finite discriminator loss at step %d: discriminator step skipped", step)
 
         # generator: mel L1 x 45 + feature matching + adversarial
-        loss_mel = self.settings.mel_weight * torch.nn.functional.l1_loss(self._mel(y_hat), self._mel(y))
+        loss_mel = mel_loss(self._mel(y_hat), self._mel(y), self.settings.mel_weight)
         rs, gs, fr, fg = self.disc_train(y, y_hat)
         loss_fm = feature_loss(fr, fg)
         loss_adv = generator_loss(gs)
@@ -303,10 +303,10 @@ class HiFiGANTask:
                 total += float(l1)
                 count += 1
                 if samples_dir is not None and written < self.val_samples:
-                    from tts_cli.vocoders import write_wav
+                    from tts_cli.audio import save_wav
 
                     samples_dir.mkdir(parents=True, exist_ok=True)
-                    write_wav(samples_dir / f"{uid}.wav", fake[0].cpu(), self.audio_cfg.sample_rate)
+                    save_wav(samples_dir / f"{uid}.wav", fake[0].cpu(), self.audio_cfg.sample_rate)
                     written += 1
         mel_l1 = total / max(count, 1)
         return {"loss": mel_l1, "mel_l1": mel_l1}

@@ -1,4 +1,4 @@
-"""The training loop shared by every model we train (FastPitch now, HiFi-GAN later).
+"""The training loop shared by every model we train (FastPitch, HiFi-GAN).
 
 Model-specific parts live in a small *task* object (see `Task`); this module owns what every run
 needs and what users of peer toolkits lose most often:
