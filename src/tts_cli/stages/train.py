@@ -7,6 +7,10 @@ and KL schedule). The resolved config is saved as RUN/config.yaml; `--resume` re
 `init_from` (fine-tuning) loads weights only, remapping symbols by name and resizing speakers
 (`tts_cli.checkpoints.init_from`), then trains with a fresh optimizer from step 0.
 `resume` restores everything from RUN/checkpoints/last.pt and continues to `steps`.
+`eval_every` N adds a quick objective evaluation of the validation split every N steps (MCD,
+duration MAE, CER with `eval_asr`), logged as {"kind": "eval"} rows of RUN/metrics.jsonl;
+`best_metric` (loss | mcd | cer | dur_mae) says what best.pt minimises. These may change on
+`--resume`: evaluating never changes the training itself.
 """
 from __future__ import annotations
 
@@ -88,6 +92,10 @@ def train(
     compile: bool | None = None,
     num_workers: int | None = None,
     seed: int | None = None,
+    eval_every: int | None = None,
+    eval_asr: str | None = None,
+    eval_utterances: int | None = None,
+    best_metric: str | None = None,
     progress: bool = True,
     console=None,
     _hooks: dict | None = None,
@@ -138,7 +146,9 @@ def train(
                 log.info("steps = %d (%.4g steps per minute x %.1f min of training audio)",
                          train_dict["steps"], train_dict["steps_per_minute"], minutes)
         settings = train_settings(train_dict, steps=steps, lr=lr, batch_frames=batch_frames, max_frames=max_frames,
-                                  compile=compile, num_workers=num_workers, seed=seed, amp=amp)
+                                  compile=compile, num_workers=num_workers, seed=seed, amp=amp,
+                                  eval_every=eval_every, eval_asr=eval_asr, eval_utterances=eval_utterances,
+                                  best_metric=best_metric)
 
         model_section = dict(cfg["model"])
         if alignment:
@@ -205,6 +215,15 @@ def train(
                 val_batches = [collate([val_ds[i] for i in b]) for b in vs]
             else:
                 log.warning("%s: no validation split; best.pt will not be written", ws.root)
+            if settings.eval_every and val_rows:
+                from tts_cli.asr import ASRUnavailable
+
+                try:
+                    task.enable_evaluation(ws.root, val_rows, symbols, speakers,
+                                           language=str(meta["text"].get("language") or "es"),
+                                           asr=settings.eval_asr, limit=settings.eval_utterances)
+                except (ASRUnavailable, ValueError) as e:
+                    raise TrainConfigError(f"eval_asr {settings.eval_asr}: {e}") from None
 
         # ---- run folder
         resolved = deep_merge(cfg, {"model": model_cfg.to_dict(),

@@ -66,6 +66,17 @@ class FastPitchTask:
         if alignment == "external" and getattr(model, "attention", None) is not None:
             model.attention.requires_grad_(False)
         self.find_unused_parameters = alignment == "learned"
+        self._eval: dict | None = None  # set by enable_evaluation (rank 0 of a run with eval_every)
+
+    def enable_evaluation(self, work, rows: list[dict], symbols: list[str], speakers: dict[str, int],
+                          language: str = "es", asr: str = "none", limit: int = 4) -> None:
+        """Let `evaluate` score the first `limit` of `rows` (the validation split). The recogniser
+        is loaded now, so a missing extra stops the run before training (ASRUnavailable)."""
+        from tts_cli.asr import load_asr
+
+        self._eval = {"work": work, "rows": list(rows)[: max(1, int(limit))], "symbols": list(symbols),
+                      "speakers": dict(speakers), "language": language, "limit": int(limit),
+                      "asr": load_asr(asr, language=language)}
 
     # ------------------------------------------------------------------ loop API
     def to_device(self, batch: dict, device: torch.device) -> dict:
@@ -109,6 +120,18 @@ class FastPitchTask:
             except Exception as e:  # a plotting problem must never kill a training run
                 log.warning("could not write validation samples to %s: %s", samples_dir, e)
         return result
+
+    def evaluate(self, model, step: int) -> dict | None:
+        """The loop's quick evaluation (`eval_every`): free-running synthesis of a few validation
+        utterances scored by MCD, duration MAE and, with a recogniser, CER
+        (`tts_cli.stages.evaluate.evaluate_checkpoint_quick`). None when there is nothing to score."""
+        if not self._eval or not self._eval["rows"]:
+            return None
+        from tts_cli.stages.evaluate import evaluate_checkpoint_quick
+
+        e = self._eval
+        return evaluate_checkpoint_quick(model, e["work"], e["rows"], symbols=e["symbols"], speakers=e["speakers"],
+                                         asr=e["asr"], language=e["language"], limit=e["limit"])
 
     # ------------------------------------------------------------------ samples
     def _write_samples(self, model, batch: dict, out: dict, samples_dir: Path) -> None:

@@ -6,7 +6,11 @@ needs and what users of peer toolkits lose most often:
   step, epoch, RNG states (python, numpy, torch, cuda) and the sampler position, so a resumed run
   sees the same batches and the same dropout masks as an uninterrupted one;
 - checkpoints written atomically: RUN/checkpoints/step_N.pt (last K kept), last.pt (newest),
-  best.pt (lowest validation loss);
+  best.pt (lowest validation loss, or lowest `best_metric` of the quick evaluation, see below);
+- `eval_every` N: every N steps (and at the last step) the task's `evaluate` (FastPitch: MCD,
+  duration MAE, CER with an ASR, `tts_cli.stages.evaluate.evaluate_checkpoint_quick`) runs on
+  rank 0 and writes a {"kind": "eval"} row; it never changes the RNG streams, so a run with
+  evaluation trains exactly as one without;
 - Ctrl-C / SIGTERM: finish the current step, save, exit cleanly;
 - a non-finite loss or gradient skips the step with a warning; K in a row stop the run with a
   message naming the utterances of the offending batch;
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import random
 import signal
@@ -33,6 +38,9 @@ import torch
 from tts_cli.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
+
+BEST_METRICS = ("loss", "mcd", "cer", "dur_mae")  # best.pt keeps the lowest of one of these
+
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (e.g. K non-finite losses in a row); str() says why and what to do."""
@@ -69,6 +77,22 @@ class TrainSettings:
     max_nonfinite: int = 10  # consecutive non-finite steps before the run stops
     num_workers: int = 2
     steps_per_minute: float | None = None  # when steps is unset: steps = this x minutes of train audio
+    eval_every: int = 0  # quick objective evaluation every N steps (and at the last step); 0 = off
+    eval_asr: str = "none"  # recogniser for the evaluation's CER: none | whisper-base
+    eval_utterances: int = 4  # validation utterances evaluated each time
+    best_metric: str = "loss"  # what best.pt minimises: loss (validation) | mcd | cer | dur_mae (evaluation)
+
+    def __post_init__(self):
+        if self.best_metric not in BEST_METRICS:
+            raise ValueError(f"best_metric {self.best_metric!r}: use one of {', '.join(BEST_METRICS)} "
+                             "(all lower-is-better)")
+        if int(self.eval_every) < 0 or int(self.eval_utterances) < 1:
+            raise ValueError("eval_every must be >= 0 (0 = off) and eval_utterances >= 1")
+        if self.best_metric != "loss" and not self.eval_every:
+            raise ValueError(f"best_metric {self.best_metric} is measured by the evaluation: "
+                             "set eval_every (--eval-every N) too")
+        if self.best_metric == "cer" and str(self.eval_asr).lower() in ("none", "off", ""):
+            raise ValueError("best_metric cer needs a recogniser: set eval_asr (--eval-asr whisper-base)")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainSettings":
@@ -114,6 +138,10 @@ class Task(Protocol):
 
     def checkpoint_meta(self) -> dict:
         """The self-describing part of a checkpoint (kind, config, symbols, text, audio, ...)."""
+
+    # Optional: evaluate(model, step) -> {"mcd", "dur_mae", "cer", ...} (None where not measured),
+    # or None when there is nothing to evaluate; called on rank 0 with the bare model in eval mode
+    # at `eval_every` steps. A task without it ignores `eval_every` (one warning).
 
     # Optional: build_optimizer(model, settings, batches_per_epoch) -> (optimizer, scheduler)
     # replaces the optimizer/schedule built from `settings` (HiFi-GAN: AdamW + per-epoch decay).
@@ -253,7 +281,7 @@ class MetricsLog:
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
         if self.tb is not None:
-            prefix = "val/" if row.get("kind") == "val" else "train/"
+            prefix = {"val": "val/", "eval": "eval/"}.get(row.get("kind"), "train/")
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):
                     self.tb.add_scalar(prefix + k, v, row["step"])
@@ -336,6 +364,8 @@ class RunSummary:
     last_checkpoint: str | None
     best_checkpoint: str | None
     best_val_loss: float | None
+    best_metric: str = "loss"
+    best_metric_value: float | None = None  # the lowest validation loss / evaluation value so far
     last_losses: dict = field(default_factory=dict)
     frames_per_s: float | None = None
     skipped_steps: int = 0
@@ -383,7 +413,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_val: float | None = None
+        self.best_eval: float | None = None  # lowest `best_metric` of the evaluation (not for loss)
         self.resumed_step: int | None = None
+        self.evaluate_fn = getattr(task, "evaluate", None)
+        self.eval_every = int(settings.eval_every) if self.evaluate_fn is not None else 0
+        self.best_metric = settings.best_metric if self.eval_every else "loss"
+        if settings.eval_every and self.evaluate_fn is None and self.dist.is_main:
+            log.warning("eval_every %d: this model (%s) has no quick evaluation; ignored%s", settings.eval_every,
+                        type(task).__name__,
+                        f", best.pt follows the validation loss, not {settings.best_metric}"
+                        if settings.best_metric != "loss" else "")
         if resume_from is not None:
             self._restore(resume_from)
         else:
@@ -413,6 +452,13 @@ class Trainer:
         self.epoch = int(sampler_pos.get("epoch", ckpt.get("epoch", 0)))
         self.batch_in_epoch = int(sampler_pos.get("batch", 0))
         self.best_val = ckpt.get("best_val_loss")
+        saved_metric = ckpt.get("best_metric", "loss")
+        if self.best_metric != "loss":
+            if saved_metric == self.best_metric:
+                self.best_eval = ckpt.get("best_metric_value")
+            elif self.dist.is_main:
+                log.warning("the run kept best.pt by %s; it now follows %s: the next evaluation replaces best.pt",
+                            saved_metric, self.best_metric)
         saved_world = int(sampler_pos.get("world_size", 1))
         if saved_world != self.dist.world_size and self.dist.is_main:
             log.warning("resuming a %d-process run with %d processes: the data order restarts at epoch %d "
@@ -443,9 +489,16 @@ class Trainer:
                         "world_size": self.dist.world_size},
             "rng": {**rng_states[0], "ranks": rng_states} if rng_states else {},
             "best_val_loss": self.best_val,
+            "best_metric": self.best_metric,
+            "best_metric_value": self.best_value,
             "train": self.s.to_dict(),
         })
         return payload
+
+    @property
+    def best_value(self) -> float | None:
+        """The value best.pt was chosen by (lowest so far)."""
+        return self.best_val if self.best_metric == "loss" else self.best_eval
 
     def _gather_rng(self) -> list[dict]:
         """Every rank's RNG state (rank 0 writes them all, so each rank resumes its own)."""
@@ -506,7 +559,8 @@ class Trainer:
         if self.step >= s.steps:
             if metrics:
                 metrics.close()
-            return RunSummary(self.step, self.epoch, "already done", None, None, self.best_val)
+            return RunSummary(self.step, self.epoch, "already done", None, None, self.best_val,
+                              self.best_metric, self.best_value)
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         stream = self._stream()
         nonfinite_run, skipped, last_terms = 0, 0, {}
@@ -595,10 +649,14 @@ class Trainer:
                     if metrics:
                         metrics.write(row)
                     progress.update(self.step, terms_acc, row["lr"], fps)
-                # ---- validation (rank 0), then checkpoints
+                # ---- validation, then quick evaluation (rank 0), then checkpoints; best.pt is
+                # decided at the same step as the measurement it follows, so it holds those weights
                 is_best = False
                 if self.val_batches and s.val_every and (self.step % s.val_every == 0 or self.step == s.steps):
                     is_best = self._validate(metrics)
+                if self.eval_every and (self.step % self.eval_every == 0 or self.step == s.steps):
+                    better = self._evaluate(metrics)
+                    is_best = better if self.best_metric != "loss" else is_best
                 if (s.checkpoint_every and self.step % s.checkpoint_every == 0) or self.step == s.steps or want_stop or is_best:
                     last_path = self.save_checkpoint(best=is_best) or last_path
                 if want_stop:
@@ -613,6 +671,7 @@ class Trainer:
             step=self.step, epoch=self.epoch, stopped=stopped,
             last_checkpoint=str(self.ckpt_dir / "last.pt") if self.dist.is_main else None,
             best_checkpoint=str(best) if best.exists() else None, best_val_loss=self.best_val,
+            best_metric=self.best_metric, best_metric_value=self.best_value,
             last_losses=last_terms, frames_per_s=fps, skipped_steps=skipped,
         )
 
@@ -629,11 +688,53 @@ class Trainer:
             model.train()
             val_loss = float(result.get("loss", float("nan")))
             if math.isfinite(val_loss) and (self.best_val is None or val_loss < self.best_val):
-                self.best_val, is_best = val_loss, True
+                self.best_val = val_loss
+                is_best = self.best_metric == "loss"
             if metrics:
                 metrics.write({"kind": "val", "step": self.step, "epoch": self.epoch, **result})
             log.info("step %d validation: %s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
         (is_best,) = self._all_any(is_best)
+        return is_best
+
+    def _evaluate(self, metrics: MetricsLog | None) -> bool:
+        """The task's quick evaluation on rank 0 (other ranks wait at the next collective).
+        True = a new lowest `best_metric`. The RNG states are put back afterwards, whatever the
+        recogniser or vocoder draws, so evaluating never changes the training run."""
+        is_best = False
+        if self.dist.is_main:
+            model = unwrap(self.model)
+            saved_rng = rng_state()
+            model.eval()
+            try:
+                with torch.no_grad():
+                    result = self.evaluate_fn(model, self.step)
+            finally:
+                set_rng_state(saved_rng)
+                model.train()
+            if result is None:  # nothing to evaluate (e.g. no validation split): say so once
+                log.warning("eval_every: nothing to evaluate (no validation utterances); evaluation is off")
+                self.eval_every = 0
+            else:
+                # plain floats for JSON (numpy scalars too); the utterance count stays an int
+                row = {k: (int(v) if k == "n" else float(v)) if isinstance(v, numbers.Real) else v
+                       for k, v in result.items()}
+                if metrics:
+                    metrics.write({"kind": "eval", "step": self.step, "epoch": self.epoch, **row})
+                log.info("step %d evaluation: %s", self.step,
+                         ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)) or "no numbers")
+                if self.best_metric != "loss":
+                    value = row.get(self.best_metric)
+                    if value is None or not math.isfinite(value):
+                        log.warning("step %d: the evaluation gave no %s; best.pt unchanged", self.step,
+                                    self.best_metric)
+                    elif self.best_eval is None or value < self.best_eval:
+                        self.best_eval, is_best = value, True
+        if self.dist.enabled:  # every rank must agree, also when rank 0 switched evaluation off
+            import torch.distributed as dist
+
+            t = torch.tensor([float(is_best), float(self.eval_every)], device=self.device)
+            dist.broadcast(t, src=0)
+            is_best, self.eval_every = bool(t[0]), int(t[1])
         return is_best
 
 

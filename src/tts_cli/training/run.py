@@ -132,6 +132,7 @@ def fit(task, settings, run: Path, loader, sampler, val_batches: list, device, d
         "run": str(run), "step": result.step, "steps": settings.steps, "epoch": result.epoch,
         "stopped": result.stopped, "last_checkpoint": result.last_checkpoint,
         "best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss,
+        "best_metric": result.best_metric, "best_metric_value": result.best_metric_value,
         "losses": result.last_losses, "frames_per_s": result.frames_per_s,
         "skipped_steps": result.skipped_steps, **extra,
     }
@@ -150,6 +151,8 @@ def print_summary(console, s: dict, model: str = "fastpitch") -> None:
         t.add_row(f"loss {k}", f"{v:.4f}")
     if s["best_val_loss"] is not None:
         t.add_row("best val loss", f"{s['best_val_loss']:.4f}")
+    if s.get("best_metric", "loss") != "loss" and s.get("best_metric_value") is not None:
+        t.add_row(f"best {s['best_metric']} (best.pt)", f"{s['best_metric_value']:.4f}")
     if s["frames_per_s"]:
         t.add_row("frames/s", f"{s['frames_per_s']:,.0f}")
     if s["skipped_steps"]:
