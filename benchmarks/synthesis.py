@@ -108,6 +108,39 @@ def make_vocoder(name: str, variant: str):
                           channels_last=channels_last)
 
 
+def reference_vocoder(name: str):
+    """The plain fp32 reference: weight-norm-free Generator.forward, conv1d, the whole mel at once."""
+    import torch
+
+    from tts_cli.models.hifigan import PRESETS, Generator
+    from tts_cli.vocoders import DEFAULT_AUDIO, Vocoder
+
+    torch.manual_seed(0)  # the same weights as make_vocoder
+    gen = Generator(PRESETS[name]).remove_weight_norm().eval()
+
+    class Reference(Vocoder):
+        def __call__(self, mel):
+            with torch.no_grad():
+                return gen(torch.as_tensor(mel).float()).squeeze(1)
+
+    return Reference(dict(DEFAULT_AUDIO))
+
+
+def quality(ckpt: dict, name: str) -> str:
+    """Default inference path vs the fp32 reference on the benchmark text: max |diff|, SNR."""
+    import numpy as np
+
+    from tts_cli.synthesis import Synthesizer
+
+    fast = Synthesizer(ckpt, vocoder=make_vocoder(name, "cl fp32"), device="cpu")
+    ref = Synthesizer(ckpt, vocoder=reference_vocoder(name), device="cpu")
+    a = fast.synthesize(TEXT, frames_per_symbol=FRAMES_PER_SYMBOL).wav.astype(np.float64)
+    b = ref.synthesize(TEXT, frames_per_symbol=FRAMES_PER_SYMBOL).wav.astype(np.float64)
+    snr = 10 * np.log10(np.sum(b ** 2) / max(np.sum((a - b) ** 2), 1e-30))
+    return (f"quality {name.upper()} (default fp32 path vs plain fp32 forward, {len(b)} samples): "
+            f"max |diff| {np.abs(a - b).max():.2e} (peak {np.abs(b).max():.2e}), SNR {snr:.1f} dB")
+
+
 def foreign_cores(busy0: int, own0: float, wall: float) -> float:
     """CPU cores other processes used since (busy0, own0), over `wall` seconds."""
     hz = os.sysconf("SC_CLK_TCK")
@@ -177,6 +210,8 @@ def main() -> None:
     wall = time.perf_counter() - wall0
     hz = os.sysconf("SC_CLK_TCK")
     foreign = max(0.0, (cpu_busy_jiffies() - busy0) / hz - (own_cpu_s() - own0)) / wall
+    for v in ("v3", "v1"):
+        print(quality(ckpts["base"], v))
     print(f"other processes used {foreign:.2f} CPU cores on average during the run "
           f"({'quiet' if foreign < 0.1 else 'NOISY: timings are pessimistic'})")
     top = max(args.threads)

@@ -300,6 +300,10 @@ class Synthesizer:
         self.sample_rate = int(self.audio["sample_rate"])
         self.hop = int(self.audio["hop_length"])
         self._torch = torch
+        if torch.device(self.device).type == "cpu":
+            from tts_cli.vocoders import tune_malloc_for_inference
+
+            tune_malloc_for_inference()  # FastPitch's decoder activations page-fault too
 
     # ------------------------------------------------------------------ info
     def speaker_names(self) -> list[str]:
@@ -507,6 +511,8 @@ class Synthesizer:
     def _vocode(self, mels: dict[int, Any], batch_frames: int = 4000) -> dict[int, np.ndarray]:
         """Vocoder over chunks grouped by similar length (padding with silence frames)."""
         torch = self._torch
+        if torch.device(self.device).type == "cpu":
+            batch_frames = 0  # one chunk at a time: no padding work, activations that stay small
         floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
         order = sorted(mels, key=lambda i: mels[i].shape[1], reverse=True)
         groups: list[list[int]] = []

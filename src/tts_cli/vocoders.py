@@ -26,11 +26,14 @@ range): `check_audio_match` refuses a mismatch with a message naming each differ
 CPU speed (see ../shared/reference/cpu_performance_facts.md): HiFi-GAN runs under
 `torch.inference_mode`, with the convs as (1, k) conv2d in channels-last memory (~1.3-2.4x), and
 in bf16 where this CPU runs bf16 convs faster (measured once per process: ~2x on the AMD Zen 5 of
-the notes, slower on Intel without AMX; SNR ~50 dB vs fp32).
+the notes, slower on Intel without AMX; SNR ~50 dB vs fp32). On CPU, glibc's malloc is told to reuse freed
+activation blocks (`tune_malloc_for_inference`: the allocator effect the notes measure with
+tcmalloc) and each mel is vocoded alone, in pieces bounded in size (same samples as one pass).
 Griffin-Lim is pure torch and runs on the GPU when given one.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -71,16 +74,23 @@ class VocoderError(ValueError):
 
 # ----------------------------------------------------------------------------- Griffin-Lim
 
+@functools.lru_cache(maxsize=8)
+def _mel_pinv(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """Pseudo-inverse of the mel basis (an SVD of 80 x 513: computed once per setting, not per call)."""
+    from tts_cli.audio import mel_filterbank
+
+    basis = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+    return np.linalg.pinv(basis.astype(np.float64)).astype(np.float32)
+
+
 def mel_to_linear(mel: "torch.Tensor", audio_cfg: "AudioConfig") -> "torch.Tensor":
     """Log-mel [n_mels, T] (or [B, n_mels, T]) -> linear magnitude [(B,) 1 + n_fft // 2, T]
     by the basis' pseudo-inverse."""
     import torch
 
-    from tts_cli.audio import mel_filterbank
-
-    basis = mel_filterbank(int(audio_cfg.sample_rate), int(audio_cfg.n_fft), int(audio_cfg.n_mels),
-                           float(audio_cfg.fmin), None if audio_cfg.fmax is None else float(audio_cfg.fmax))
-    inv = torch.from_numpy(np.linalg.pinv(basis.astype(np.float64)).astype(np.float32)).to(mel.device)
+    inv = torch.from_numpy(_mel_pinv(int(audio_cfg.sample_rate), int(audio_cfg.n_fft), int(audio_cfg.n_mels),
+                                     float(audio_cfg.fmin), None if audio_cfg.fmax is None else float(audio_cfg.fmax)
+                                     ).copy()).to(mel.device)  # a copy: the cached array stays pristine
     # magnitudes at the clamp floor are silence: keep them at zero instead of the floor's echo
     mag = torch.exp(mel.float()) - float(audio_cfg.log_clamp)
     return torch.clamp(inv @ mag.clamp_min(0), min=0.0)
@@ -223,12 +233,56 @@ def bf16_convs_faster() -> bool:
     return _BF16_FASTER
 
 
+_MALLOC_TUNED: bool | None = None
+
+
+def tune_malloc_for_inference() -> bool:
+    """Let glibc's malloc keep freed blocks of up to 32 MiB for reuse (once per process, Linux).
+
+    By default glibc serves blocks of a few MiB and more with fresh mmap()s and returns them to
+    the system when freed, so every new HiFi-GAN activation (up to 26 MiB for 9 s of audio)
+    page-faults in again: ~10^6 faults per synthesis, a large share of V3's time. Raising the mmap
+    and trim thresholds keeps that memory in the heap (tcmalloc/jemalloc preloads do the same;
+    the notes in ../shared/reference/cpu_performance_facts.md). The cost is that the process keeps
+    up to ~256 MiB of freed memory instead of handing it back. `TTS_NO_MALLOC_TUNING=1` skips it."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED is not None:
+        return _MALLOC_TUNED
+    _MALLOC_TUNED = False
+    import platform
+    import sys
+
+    if not sys.platform.startswith("linux") or os.environ.get("TTS_NO_MALLOC_TUNING") or \
+            platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = (libc.mallopt(m_mmap_threshold, 32 * 2 ** 20) == 1  # glibc's maximum on 64-bit
+              and libc.mallopt(m_trim_threshold, 256 * 2 ** 20) == 1
+              and libc.mallopt(m_top_pad, 16 * 2 ** 20) == 1)
+    except (OSError, AttributeError):
+        return False
+    _MALLOC_TUNED = bool(ok)
+    return _MALLOC_TUNED
+
+
 class HiFiGANVocoder(Vocoder):
+    """HiFi-GAN generator as a vocoder. On CPU each mel runs alone (no padding to a batch's
+    longest) in pieces of at most `max_frames` frames, each with the generator's receptive field
+    of real context on both sides and that context cut off again: the samples equal those of
+    the whole mel up to float rounding, and no activation grows past glibc's 32 MiB reuse limit
+    (see `tune_malloc_for_inference`), however long the text."""
+
     name = "hifigan"
 
     def __init__(self, generator, audio: dict, device: str = "cpu", precision: str = "auto",
-                 channels_last: bool | None = None, source: str = ""):
+                 channels_last: bool | None = None, source: str = "", max_frames: int | None = None):
         import torch
+
+        from tts_cli.models.hifigan import receptive_field_frames
 
         super().__init__(audio, device)
         dev = torch.device(device)
@@ -247,6 +301,40 @@ class HiFiGANVocoder(Vocoder):
         self.generator = generator.to(dev, dtype=self.dtype)
         for p in self.generator.parameters():
             p.requires_grad_(False)
+        self.context = receptive_field_frames(self.config)
+        on_cpu = dev.type == "cpu"
+        if max_frames is None:
+            max_frames = self._frames_per_block(30 * 2 ** 20) if on_cpu else 0
+        self.max_frames = max_frames
+        if on_cpu:
+            tune_malloc_for_inference()
+
+    def _frames_per_block(self, limit_bytes: int) -> int:
+        """Longest piece (frames, context excluded) whose largest activation fits in limit_bytes
+        (V1/V3: 32 KiB a frame -> 930 frames, ~10.8 s of audio)."""
+        cfg, rate, widest = self.config, 1, 0
+        for i, u in enumerate(cfg.upsample_rates):
+            rate *= u
+            widest = max(widest, cfg.upsample_initial_channel // 2 ** (i + 1) * rate)
+        per_frame = widest * self.generator.conv_pre.weight.element_size()
+        return max(64, limit_bytes // per_frame - 2 * self.context)
+
+    def _generate(self, x: "torch.Tensor") -> "torch.Tensor":
+        """[B, n_mels, T] -> [B, T * hop], in pieces of <= max_frames with context on CPU."""
+        import torch
+
+        T, hop, ctx = x.shape[-1], self.hop_length, self.context
+        if not self.max_frames or T <= self.max_frames:
+            return self.generator.inference(x).squeeze(1)
+        n = -(-T // self.max_frames)
+        size = -(-T // n)  # equal pieces: no short, context-dominated last piece
+        out = torch.empty(x.shape[0], T * hop, dtype=x.dtype, device=x.device)
+        for s in range(0, T, size):
+            a, b = max(0, s - ctx), min(T, s + size + ctx)
+            e = min(T, s + size)
+            y = self.generator.inference(x[..., a:b]).squeeze(1)
+            out[:, s * hop:e * hop] = y[:, (s - a) * hop:(e - a) * hop]
+        return out
 
     def __call__(self, mel):
         import torch
@@ -255,7 +343,10 @@ class HiFiGANVocoder(Vocoder):
             mel = torch.as_tensor(mel)
             single = mel.dim() == 2
             x = (mel[None] if single else mel).to(self.device, dtype=self.dtype)
-            wav = self.generator(x).squeeze(1).float()
+            if self.max_frames and x.shape[0] > 1:  # CPU: one row at a time keeps activations small
+                wav = torch.cat([self._generate(x[r:r + 1]) for r in range(x.shape[0])]).float()
+            else:
+                wav = self._generate(x).float()
             return wav[0] if single else wav
 
     def describe(self) -> str:
@@ -509,5 +600,6 @@ __all__ = [
     "griffin_lim", "mel_to_linear", "load_vocoder", "Vocoder", "GriffinLimVocoder",
     "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_dict", "load_hifigan", "build_generator",
     "infer_generator_config", "nvidia_to_ours", "ours_to_nvidia", "cpu_has_native_bf16", "bf16_convs_faster",
+    "tune_malloc_for_inference",
     "AUDIO_MATCH_KEYS",
 ]

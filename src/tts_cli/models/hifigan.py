@@ -95,6 +95,28 @@ def get_padding(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 
 
+def receptive_field_frames(config: HiFiGANConfig) -> int:
+    """Mel frames on each side that can influence an output sample (rounded up).
+
+    Vocoding a mel in pieces with at least this many frames of context on each side gives the
+    same samples as vocoding it whole (up to float rounding): the generator has no recurrence,
+    only this finite reach."""
+    reach = (7 - 1) / 2  # conv_pre, in frames
+    rate = 1
+    for u, k in zip(config.upsample_rates, config.upsample_kernel_sizes):
+        reach += (k / u / 2 + 1) / rate  # transposed conv: ~k/(2u) input samples, + 1 for rounding
+        rate *= u
+        per_kernel = []
+        for ks, ds in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes):
+            half = sum((ks - 1) * d // 2 for d in ds)
+            if config.resblock == "1":
+                half += len(ds) * ((ks - 1) // 2)  # the undilated second conv per dilation
+            per_kernel.append(half)
+        reach += max(per_kernel) / rate
+    reach += 3 / rate  # conv_post
+    return int(-(-reach // 1))
+
+
 # ----------------------------------------------------------------------------- weight-normed convs
 
 class _WeightNormMixin:
@@ -152,6 +174,13 @@ class ResBlock1(nn.Module):
             x = x + xt
         return x
 
+    def inference(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() without fresh tensors for the residual sums (x itself is left untouched)."""
+        for c1, c2 in zip(self.convs1, self.convs2):
+            xt = c1(F.leaky_relu(x, LRELU_SLOPE))
+            x = c2(F.leaky_relu_(xt, LRELU_SLOPE)).add_(x)
+        return x
+
 
 class ResBlock2(nn.Module):
     """Per dilation d: x + conv_k,d(lrelu(x))."""
@@ -163,6 +192,12 @@ class ResBlock2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c in self.convs:
             x = x + c(F.leaky_relu(x, LRELU_SLOPE))
+        return x
+
+    def inference(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() without fresh tensors for the residual sums (x itself is left untouched)."""
+        for c in self.convs:
+            x = c(F.leaky_relu(x, LRELU_SLOPE)).add_(x)
         return x
 
 
@@ -210,6 +245,34 @@ class Generator(nn.Module):
                 xs = xs + self.resblocks[i * nk + j](x)
             x = xs / nk
         x = torch.tanh(self.conv_post(F.leaky_relu(x)))  # 0.01 slope here, as the published models
+        if self.conv2d:
+            x = x.squeeze(2).contiguous()
+        return x
+
+    @torch.inference_mode()
+    def inference(self, mel: torch.Tensor) -> torch.Tensor:
+        """`forward` for inference: the same arithmetic (up to float rounding), with the residual
+        sums, the kernel mean and the last activations done in place.
+
+        HiFi-GAN's late stages are memory-bound on CPU (32-64 channels at 64-256x the frame
+        rate): every elementwise op that allocates a fresh activation costs a pass over memory
+        and, with glibc's malloc, page faults on the new block. Reusing the conv outputs instead
+        saves a few % (the larger win is malloc's reuse of those blocks, see
+        `tts_cli.vocoders.tune_malloc_for_inference`)."""
+        x = mel
+        if self.conv2d:
+            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        x = self.conv_pre(x)
+        nk = self.num_kernels
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            xs = None
+            for j in range(nk):
+                # each resblock reads the stage input x: never write into it
+                y = self.resblocks[i * nk + j].inference(x)
+                xs = y if xs is None else xs.add_(y)
+            x = xs.mul_(1.0 / nk) if nk > 1 else xs
+        x = torch.tanh_(self.conv_post(F.leaky_relu_(x)))  # x is ours here: in place is safe
         if self.conv2d:
             x = x.squeeze(2).contiguous()
         return x
@@ -415,7 +478,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
-    "HiFiGANConfig", "PRESETS", "Generator", "ResBlock1", "ResBlock2", "WNConv1d", "WNConvTranspose1d",
+    "HiFiGANConfig", "PRESETS", "Generator", "receptive_field_frames", "ResBlock1", "ResBlock2", "WNConv1d", "WNConvTranspose1d",
     "MultiPeriodDiscriminator", "MultiScaleDiscriminator", "Discriminators", "DiscriminatorP", "DiscriminatorS",
     "feature_loss", "discriminator_loss", "generator_loss", "mel_loss", "count_parameters", "LRELU_SLOPE",
 ]
