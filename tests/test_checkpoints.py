@@ -101,6 +101,10 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"format_version": 1, "obj": Path("x")}, pickled)
     with pytest.raises(CheckpointError, match="weights_only"):
         load_checkpoint(pickled)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_checkpoint(garbage)
 
 
 def test_espeak_version_warning():

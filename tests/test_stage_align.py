@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tts_cli.checkpoints import save_checkpoint
 from tts_cli.stages.align import align, batch_for_step
 from tts_cli.stages.align_eval import evaluate, predicted_phones
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -130,7 +131,7 @@ def test_from_checkpoint_uses_fastpitch_aligner_weights(tmp_path):
     fp_state = {f"attention.{k[len('attention.'):]}": v for k, v in trained["model"].items() if k.startswith("attention.")}
     fp_state["encoder.word_emb.weight"] = trained["model"]["embedding.weight"][order]
     fp_state["decoder.proj.weight"] = torch.zeros(2, 2)
-    torch.save({"model": fp_state, "symbols": [SYMBOLS[i] for i in order], "step": 5}, tmp_path / "fp.pt")
+    save_checkpoint(tmp_path / "fp.pt", fp_state, {}, [SYMBOLS[i] for i in order], 5)
     make_workspace(dst, n_utts=4)
     s = align(dst, from_checkpoint=tmp_path / "fp.pt", config=TINY)
     assert s["trained_steps"] == 0 and s["extracted"] == 4
@@ -141,7 +142,7 @@ def test_from_checkpoint_uses_fastpitch_aligner_weights(tmp_path):
 
 def test_from_checkpoint_without_aligner_is_a_clear_error(tmp_path):
     make_workspace(tmp_path)
-    torch.save({"model": {"encoder.word_emb.weight": torch.zeros(len(SYMBOLS), 32)}}, tmp_path / "x.pt")
+    save_checkpoint(tmp_path / "x.pt", {"encoder.word_emb.weight": torch.zeros(len(SYMBOLS), 32)}, {}, SYMBOLS, 0)
     with pytest.raises(ValueError, match="no aligner weights"):
         align(tmp_path, from_checkpoint=tmp_path / "x.pt", config=TINY)
 

@@ -167,11 +167,14 @@ def load_checkpoint(
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types; all mean "not loadable"
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
+        text = str(e)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:  # a real checkpoint, but with pickled classes: refused, never executed
             raise CheckpointError(
-                f"{path}: contains pickled Python objects, which safe loading (weights_only=True) refuses; "
-                f"only tensors and plain values are allowed ({msg})") from e
+                f"{path}: contains pickled Python objects ({found.group(1)}), which safe loading "
+                "(weights_only=True) refuses; only tensors and plain values are allowed") from e
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        msg = detail.group(1).strip() if detail else (text.strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({msg})") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(obj).__name__}, expected a dict)")

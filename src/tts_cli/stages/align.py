@@ -269,43 +269,36 @@ def _save_ckpt(path: Path, model, opt, step: int, cfg: AlignConfig, symbols: lis
     })
 
 
-def _state_dict_of(ckpt: dict) -> dict:
-    for key in ("model", "state_dict"):
-        if isinstance(ckpt.get(key), dict):
-            sd = ckpt[key]
-            break
-    else:
-        sd = ckpt
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+def _read_checkpoint(path: Path) -> dict:
+    """A standalone aligner.pt, or any FastPitch checkpoint the one checkpoint loader reads
+    (ours or NVIDIA's, converted to our layout: weights under `model`, symbols at the top)."""
+    import torch
 
+    from ..checkpoints import CheckpointError, load_checkpoint
 
-def _find_symbols(ckpt: dict) -> list[str] | None:
-    """The symbol table stored in a checkpoint, wherever a trainer put it (top level or a sub-dict)."""
-    if isinstance(ckpt.get("symbols"), list):
-        return ckpt["symbols"]
-    for value in ckpt.values():
-        if isinstance(value, dict):
-            syms = value.get("symbols")
-            if isinstance(syms, list) and all(isinstance(s, str) for s in syms):
-                return syms
-            if isinstance(syms, dict) and isinstance(syms.get("symbols"), list):
-                return syms["symbols"]
-    return None
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as err:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            raise err from None
+        if isinstance(obj, dict) and obj.get("format") == CKPT_FORMAT:
+            return obj
+        raise err from None
 
 
 def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, temperature: float = 0.0005):
     """An `Aligner` with the weights of a trained FastPitch checkpoint (`attention.*` +
     `encoder.word_emb.weight`) or of a standalone aligner.pt, its embedding rows re-ordered to
     `symbols` when the checkpoint carries its own symbol table."""
-    import torch
-
     from ..models.alignment import Aligner
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    sd = _state_dict_of(ckpt)
+    ckpt = _read_checkpoint(path)
+    sd = ckpt["model"]
     att = {k[len("attention."):]: v for k, v in sd.items() if k.startswith("attention.")}
     emb = sd.get("encoder.word_emb.weight", sd.get("embedding.weight"))
     if not att or emb is None:
@@ -316,7 +309,7 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
     ck_mel = att["query_proj.0.conv.weight"].shape[1]
     if ck_mel != n_mel:
         raise ValueError(f"{path}: aligner expects {ck_mel} mel channels, the workspace has {n_mel}")
-    ck_symbols = _find_symbols(ckpt)
+    ck_symbols = ckpt.get("symbols")
     if ck_symbols is not None:
         where = {s: i for i, s in enumerate(ck_symbols)}
         missing = [s for s in symbols[1:] if s not in where]
