@@ -176,6 +176,13 @@ def load_checkpoint(
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         msg = detail.group(1).strip() if detail else (text.strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({msg})") from e
+    return checkpoint_from_dict(obj, path, symbols=symbols, prefer_ema=prefer_ema)
+
+
+def checkpoint_from_dict(obj: Any, path: str | os.PathLike, *, symbols: Sequence[str] | None = None,
+                         prefer_ema: bool = False) -> dict:
+    """What load_checkpoint does after reading the file, for a caller that already holds its dict."""
+    path = Path(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(obj).__name__}, expected a dict)")
     if "format_version" in obj:

@@ -520,10 +520,10 @@ def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
         raise VocoderError(f"{path}: not a vocoder checkpoint (holds a {type(obj).__name__})")
 
     if "format_version" in obj:  # ours: validated by the one checkpoint module
-        from tts_cli.checkpoints import CheckpointError, load_checkpoint
+        from tts_cli.checkpoints import CheckpointError, checkpoint_from_dict
 
         try:
-            ckpt = load_checkpoint(path)
+            ckpt = checkpoint_from_dict(obj, path)
         except CheckpointError as e:
             raise VocoderError(str(e)) from None
         if ckpt["kind"] != "hifigan":
