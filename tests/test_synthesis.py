@@ -238,3 +238,11 @@ def test_speaker_by_name_or_id():
     a = s.synthesize("pata", speaker="spk0", frames_per_symbol=2, pitch_scale=0)
     b = s.synthesize("pata", speaker="spk1", frames_per_symbol=2, pitch_scale=0)
     assert np.allclose(a.pitch_hz, 100.0) and np.allclose(b.pitch_hz, 200.0)
+
+
+def test_a_model_that_predicts_no_frames_gets_a_clear_error():
+    voice = _untrained_voice("phonemes", ["_", " ", ".", "a", "p", "t"])
+    voice["model"]["duration_predictor.fc.bias"].fill_(-20.0)  # exp(log_dur) - 1 < 0: every duration 0
+    s = Synthesizer(voice, vocoder="griffin-lim")
+    with pytest.raises(SynthesisError, match="no speech frames.*undertrained"):
+        s.synthesize("pata")

@@ -491,6 +491,10 @@ class Synthesizer:
             if parts:  # no trailing pause after the last chunk
                 parts, mel_parts = parts[:-1], mel_parts[:-1]
             wav = np.concatenate(parts).astype(np.float32)
+            if not any(len(p) for p in parts[::2]):
+                raise SynthesisError(
+                    f"the model predicted no speech frames for {texts[u]!r}: it is probably undertrained "
+                    f"(checkpoint step {self.ckpt.get('step')}); train it longer or pick a later checkpoint")
             peak = float(np.abs(wav).max()) if wav.size else 0.0
             if peak > 1.0:
                 wav *= 0.95 / peak
@@ -514,7 +518,8 @@ class Synthesizer:
         if torch.device(self.device).type == "cpu":
             batch_frames = 0  # one chunk at a time: no padding work, activations that stay small
         floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
-        order = sorted(mels, key=lambda i: mels[i].shape[1], reverse=True)
+        out = {i: np.zeros(0, np.float32) for i in mels if mels[i].shape[1] == 0}  # no frames: nothing to vocode
+        order = sorted((i for i in mels if i not in out), key=lambda i: mels[i].shape[1], reverse=True)
         groups: list[list[int]] = []
         for i in order:
             T = mels[i].shape[1]
@@ -525,7 +530,6 @@ class Synthesizer:
                 groups.append([i])
         fade = max(1, int(FADE_S * self.sample_rate))
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-        out = {}
         for g in groups:
             T = mels[g[0]].shape[1]
             batch = torch.full((len(g), mels[g[0]].shape[0], T), floor, device=mels[g[0]].device)
