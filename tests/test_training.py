@@ -345,5 +345,6 @@ def test_recipes_resolve(name):
     train = dict(c["train"])
     FastPitchTaskSettings.pop_from(train)
     train.pop("freeze", None)
+    train.pop("init_from", None)  # resolved by the train stage (a checkpoint or `bundled`)
     TrainSettings.from_dict(train)
     FastPitchConfig.from_dict(c["model"])

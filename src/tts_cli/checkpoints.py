@@ -105,6 +105,12 @@ def clean_state_dict(state: dict) -> dict:
     return {_PREFIXES.sub("", k): (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
 
 
+def float32_state(state: dict) -> dict:
+    """Floating tensors as float32 (a bundled voice stores float16 weights; models run in float32)."""
+    return {k: (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32
+                else v) for k, v in state.items()}
+
+
 # ----------------------------------------------------------------------------- save / load
 
 def save_checkpoint(
@@ -438,7 +444,7 @@ def init_from(
         ckpt = load_checkpoint(ckpt)
     else:
         source = str(ckpt.get("source", {}).get("file", "")) if isinstance(ckpt.get("source"), dict) else ""
-    src = clean_state_dict(ckpt["model"])
+    src = float32_state(clean_state_dict(ckpt["model"]))
     tgt = model.state_dict()
     keep = set(keep)
     report = LoadReport(source=source)
@@ -586,7 +592,7 @@ def build_fastpitch(ckpt: dict, *, aligner: bool | None = None, strict: bool = T
         if not aligner:
             cfg.alignment = "external"
     model = FastPitch(cfg)
-    state = clean_state_dict(ckpt["model"])
+    state = float32_state(clean_state_dict(ckpt["model"]))  # float16 voices too
     if not cfg.aligner:
         state = {k: v for k, v in state.items() if not k.startswith("attention.")}
     model.load_state_dict(state, strict=strict)
@@ -596,6 +602,6 @@ def build_fastpitch(ckpt: dict, *, aligner: bool | None = None, strict: bool = T
 __all__ = [
     "FORMAT_VERSION", "KINDS", "CheckpointError", "save_checkpoint", "load_checkpoint", "is_nvidia_fastpitch",
     "from_nvidia_fastpitch", "nvidia_config_to_ours", "NVIDIA_SYMBOL_SETS", "NVIDIA_CONFIG_KEYS", "nvidia_to_ours",
-    "ours_to_nvidia", "clean_state_dict", "init_from", "LoadReport", "LoadEntry", "espeak_version_warning",
+    "ours_to_nvidia", "clean_state_dict", "float32_state", "init_from", "LoadReport", "LoadEntry", "espeak_version_warning",
     "build_fastpitch",
 ]

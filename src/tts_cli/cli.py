@@ -77,13 +77,25 @@ def align(
     from_checkpoint: Optional[Path] = typer.Option(None, "--from-checkpoint", help="Use the aligner inside a trained FastPitch checkpoint; no training."),
     force: bool = typer.Option(False, "--force", help="Rewrite durations that already exist."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Recipe name or YAML path (section `align:`)."),
+    from_teacher: Optional[Path] = typer.Option(None, "--from-teacher", help="Take durations from a `tts make-corpus` folder (its teacher's phoneme timing); no training."),
+    fallback: str = typer.Option("skip", "--fallback", help="With --from-teacher, utterances the teacher cannot align: skip (report them) | learned (align them with the learned aligner)."),
 ) -> None:
-    """Learn phoneme durations with the FastPitch 1.1 aligner and monotonic alignment search."""
-    from .stages.align import align as run
+    """Learn phoneme durations with the FastPitch 1.1 aligner and monotonic alignment search (or take a teacher's)."""
     from .workspace import WorkspaceError
 
+    learned = dict(steps=steps, batch_size=batch_size, device=device, from_checkpoint=from_checkpoint)
+    if from_teacher is not None and fallback != "learned" and any(v is not None for v in (steps, batch_size, from_checkpoint)):
+        _fail("--steps, --batch-size and --from-checkpoint set the learned aligner: with --from-teacher they need "
+              "--fallback learned")
     try:
-        run(work, steps=steps, batch_size=batch_size, device=device, from_checkpoint=from_checkpoint, force=force, config=config)
+        if from_teacher is None:
+            from .stages.align import align as run
+
+            run(work, force=force, config=config, **learned)
+        else:
+            from .stages.align_teacher import align_from_teacher
+
+            align_from_teacher(work, from_teacher, force=force, fallback=fallback, config=config, **learned)
     except (WorkspaceError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
 
@@ -114,7 +126,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, metrics, samples)."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset (tiny, base) or recipe name/path."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimizer steps of the run."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Fine-tune: load weights only from a checkpoint (ours or NVIDIA's)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: load weights only from a checkpoint (ours or NVIDIA's), or `bundled` / `bundled:NAME` (a bundled voice, see `tts voices`)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default: on, bf16 where supported)."),
@@ -177,9 +189,10 @@ def train(
 def synthesize(
     text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
     output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output WAV ('-' for stdout)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else a bundled voice)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
     run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
-    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint (ours, jik876, NVIDIA) or griffin-lim (default: a vocoder beside the model, else griffin-lim)."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint (ours, jik876, NVIDIA) or griffin-lim (default: the voice's own, else a vocoder beside the model, else griffin-lim)."),
     speed: Optional[float] = typer.Option(None, "--speed", help="Speaking rate: >1 faster, 2 = half the duration (default 1)."),
     pace: Optional[float] = typer.Option(None, "--pace", help="Alias of --speed."),
     pitch_shift: float = typer.Option(0.0, "--pitch-shift", help="Semitones (12 = one octave up)."),
@@ -210,9 +223,55 @@ def synthesize(
                            pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
                            speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
                            save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
-                           batch_size=batch_size)
+                           batch_size=batch_size, voice=voice)
     except (SynthesisError, VocoderError, CheckpointError, PhonemizerError, FileNotFoundError) as e:
         _fail(str(e))
+
+
+@app.command()
+def voices() -> None:
+    """List the bundled voices (data/voices/<name>/voice.json) and say which is the default."""
+    from .voices import print_voices
+
+    raise typer.Exit(print_voices())
+
+
+@app.command("export-voice")
+def export_voice(
+    model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint or `tts train` run folder (its best.pt, else last.pt)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint or run folder (default: none, the voice uses Griffin-Lim)."),
+    name: str = typer.Option(..., "--name", "-n", help="Voice name (the folder name; `tts synthesize --voice NAME`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Voices folder (e.g. data/voices): the voice goes to OUT/NAME/."),
+    licence: str = typer.Option("NOASSERTION", "--licence", "--license", help="SPDX licence id of the voice (e.g. CC-BY-4.0, Apache-2.0)."),
+    attribution: str = typer.Option("", "--attribution", help="Attribution text (data, teacher voice, authors)."),
+    description: str = typer.Option("", "--description", help="One-line description."),
+    notice: List[Path] = typer.Option([], "--notice", help="LICENSE / NOTICE file to ship with the voice; repeatable."),
+    summary: Optional[str] = typer.Option(None, "--summary", help="Training summary for voice.json: a JSON object or a .json file."),
+    fp32: bool = typer.Option(False, "--fp32", help="Keep float32 weights (default: float16, half the size)."),
+    keep_aligner: bool = typer.Option(False, "--keep-aligner", help="Keep FastPitch's aligner (training only; for `tts align --from-checkpoint`)."),
+    force: bool = typer.Option(False, "--force", help="Replace a voice of the same name."),
+) -> None:
+    """Make a bundled voice from trained checkpoints: inference-only files + voice.json."""
+    import json
+
+    from .voices import VoiceError, export_voice as run
+
+    info = None
+    if summary:
+        try:
+            text = Path(summary).read_text(encoding="utf-8") if Path(summary).is_file() else summary
+            info = json.loads(text)
+        except (OSError, json.JSONDecodeError) as e:
+            _fail(f"--summary: not a JSON object or file ({e})")
+        if not isinstance(info, dict):
+            _fail("--summary: expected a JSON object")
+    try:
+        voice = run(model, out, name=name, vocoder_ckpt=vocoder, fp16=not fp32, licence=licence,
+                    attribution=attribution, description=description, summary=info, notices=notice,
+                    keep_aligner=keep_aligner, overwrite=force)
+    except VoiceError as e:
+        _fail(str(e))
+    typer.echo(f"use it: tts synthesize \"Hola\" --voice {voice.name}")
 
 
 @app.command("make-corpus")

@@ -39,7 +39,6 @@ SENTENCE_PAUSE_S = 0.25
 CLAUSE_PAUSE_S = 0.1
 MAX_CHUNK_CHARS = 200
 FADE_S = 0.005  # fade at chunk edges: no click where chunks meet the pauses
-VOICES_DIRS = (Path(__file__).resolve().parents[2] / "data" / "voices", Path(__file__).resolve().parent / "voices")
 
 
 class SynthesisError(ValueError):
@@ -58,23 +57,29 @@ def _newest(paths: Sequence[Path]) -> Path | None:
 
 
 def find_bundled_voice() -> Path | None:
-    """A default voice shipped in data/voices/ or the package's voices/ folder, if any:
-    `default.pt` (or `default/*.pt`) first, else the first FastPitch-looking `.pt`."""
-    for root in VOICES_DIRS:
-        if not root.is_dir():
-            continue
-        cands = sorted(root.glob("*.pt")) + sorted(root.glob("*/*.pt"))
-        cands = [p for p in cands if not re.match(r"(hifigan|vocoder|g_\d)", p.name)]
-        for p in cands:
-            if p.stem == "default" or p.parent.name == "default":
-                return p
-        if cands:
-            return cands[0]
-    return None
+    """The default bundled voice's FastPitch file (`tts_cli.voices.default_voice`), if any."""
+    from tts_cli.voices import VoiceError, default_voice
+
+    try:
+        voice = default_voice()
+    except VoiceError as e:
+        raise SynthesisError(str(e)) from None
+    return voice.acoustic_path if voice is not None else None
 
 
-def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> Path:
-    """`-m` path > newest RUN/checkpoints/best.pt or last.pt of `--run` > a bundled voice > error."""
+def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike | None = None,
+                  voice: str | None = None) -> Path:
+    """`-m` path > newest RUN/checkpoints/best.pt or last.pt of `--run` > `--voice NAME` > the
+    default bundled voice > error. `--voice` excludes -m and --run."""
+    if voice is not None:
+        if model is not None or run is not None:
+            raise SynthesisError("--voice and -m/--run exclude each other: give a bundled voice or a checkpoint")
+        from tts_cli.voices import VoiceError, get_voice
+
+        try:
+            return get_voice(voice).acoustic_path
+        except VoiceError as e:
+            raise SynthesisError(str(e)) from None
     if model is not None:
         p = Path(model)
         if p.is_dir():  # a run folder given as -m: same rule as --run
@@ -94,15 +99,21 @@ def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike
     if bundled is not None:
         return bundled
     raise SynthesisError(
-        "no voice given and none is bundled. Pass -m CKPT (a FastPitch checkpoint) or --run RUN (a `tts train` "
-        "folder), or make one: tts preprocess DATA --out WORK && tts align WORK && tts extract-pitch WORK && "
-        "tts train WORK --out RUN --config tiny")
+        "no voice given and none is bundled (see `tts voices`). Pass -m CKPT (a FastPitch checkpoint) or --run RUN "
+        "(a `tts train` folder), or make one: tts preprocess DATA --out WORK && tts align WORK && "
+        "tts extract-pitch WORK && tts train WORK --out RUN --config tiny")
 
 
 def find_vocoder_beside(model_path: str | os.PathLike | None) -> Path | None:
-    """`vocoder.pt` / `hifigan.pt` next to a model file (how a bundled voice ships its vocoder)."""
+    """The vocoder that goes with a model file: a bundled voice's own (None when it uses
+    Griffin-Lim), else `vocoder.pt` / `hifigan.pt` next to the file."""
     if model_path is None:
         return None
+    from tts_cli.voices import voice_of
+
+    voice = voice_of(model_path)
+    if voice is not None:
+        return voice.vocoder_path
     folder = Path(model_path).parent
     for name in ("vocoder.pt", "hifigan.pt"):
         if (folder / name).is_file():
@@ -242,7 +253,8 @@ class Synthesizer:
     """FastPitch checkpoint (+ vocoder) -> `synthesize(text) -> Result`.
 
     model: a checkpoint path or an already loaded checkpoint dict (ours or NVIDIA's FastPitch).
-    vocoder: None (a vocoder beside the model file, else Griffin-Lim), `griffin-lim`, a HiFi-GAN
+    vocoder: None (a bundled voice's own vocoder, else one beside the model file, else Griffin-Lim),
+    `griffin-lim`, a HiFi-GAN
     checkpoint path, or a ready `tts_cli.vocoders.Vocoder`.
     """
 
@@ -560,8 +572,9 @@ def _default_audio() -> dict:
     return dict(DEFAULT_AUDIO)
 
 
-def read_input_file(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """(id, text) per non-empty line: `id|text` or plain text (ids utt_0001, utt_0002, ...)."""
+def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[tuple]:
+    """(id, text) per non-empty line: `id|text` or plain text (ids utt_0001, utt_0002, ...);
+    with_lines=True: (id, text, line number) so messages can point at the line."""
     p = Path(path)
     try:
         lines = p.read_text(encoding="utf-8-sig").splitlines()
@@ -580,7 +593,7 @@ def read_input_file(path: str | os.PathLike) -> list[tuple[str, str]]:
         if uid in seen:
             uid = f"{uid}_{n}"
         seen.add(uid)
-        out.append((uid, text))
+        out.append((uid, text, n) if with_lines else (uid, text))
     return out
 
 

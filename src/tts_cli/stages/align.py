@@ -526,12 +526,14 @@ def _plot(path: Path, u: Utterance, soft: np.ndarray, dur: np.ndarray) -> None:
 
 def align(work: str | Path, steps: int | None = None, batch_size: int | None = None, device: str = "cpu",
           from_checkpoint: str | Path | None = None, force: bool = False, seed: int = 1234,
-          config: str | Path | dict | None = None, console=None) -> dict:
+          config: str | Path | dict | None = None, console=None, only: set | None = None) -> dict:
     """Train the aligner on WORK (or take it from a checkpoint) and write durations, plots and a report.
 
     config: a recipe name/path (its `align:` section is used) or a dict of settings sections.
     force: retrain from scratch and rewrite every duration. Without it, training resumes from
     aligner.pt and existing durations are kept (unless this call trained further: then they are stale).
+    only: write durations for these ids alone (training still uses every utterance), e.g. those
+    `tts align --from-teacher` could not align; other durations files are left as they are.
     Returns a summary dict.
     """
     import torch
@@ -585,8 +587,9 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     atomic_write_text(ws.root / "align_config.yaml",
                       dump_yaml({"align": asdict(cfg), "seed": seed, "source": info["source"]}))
 
-    todo = [u for u in items if rewrite_all or not ws.duration_path(u.id).exists()]
-    kept = len(items) - len(todo)
+    wanted = [u for u in items if only is None or u.id in only]
+    todo = [u for u in wanted if rewrite_all or not ws.duration_path(u.id).exists()]
+    kept = len(wanted) - len(todo)
     if kept:
         console.print(f"keeping {kept} existing duration files (use --force to rewrite them)")
     plot_ids = set(sorted(u.id for u in items)[: cfg.plots])

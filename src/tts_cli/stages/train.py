@@ -5,7 +5,11 @@ sections `model:` (FastPitchConfig fields or `preset:`) and `train:` (TrainSetti
 and KL schedule). The resolved config is saved as RUN/config.yaml; `--resume` reads it back.
 
 `init_from` (fine-tuning) loads weights only, remapping symbols by name and resizing speakers
-(`tts_cli.checkpoints.init_from`), then trains with a fresh optimizer from step 0.
+(`tts_cli.checkpoints.init_from`), then trains with a fresh optimizer from step 0. It is a
+checkpoint path, or `bundled` / `bundled:<name>` for a bundled voice (`tts_cli.voices`); a recipe
+may give it as `train: {init_from: ...}` (the command line's --init-from wins). When the recipe's
+`model:` section names no architecture setting (only `preset` and training choices such as
+`alignment` or dropouts), the architecture is the init checkpoint's, so a recipe fits any base.
 `resume` restores everything from RUN/checkpoints/last.pt and continues to `steps`.
 `eval_every` N adds a quick objective evaluation of the validation split every N steps (MCD,
 duration MAE, CER with `eval_asr`), logged as {"kind": "eval"} rows of RUN/metrics.jsonl;
@@ -58,6 +62,55 @@ def _checkpoint_meta(ws: Workspace, model_cfg: dict, symbols: list[str], speaker
     }
 
 
+def _is_training_choice(key: str) -> bool:
+    """Model settings that do not change the network's shape (a recipe may set them and still
+    take the architecture from the checkpoint it fine-tunes)."""
+    return key in ("preset", "alignment", "aligner", "aligner_temperature", "max_duration") or \
+        key.endswith(("_dropout", "_dropatt", "_dropemb"))
+
+
+def inherit_architecture(model_section: dict, src_config: dict | None) -> tuple[dict, bool]:
+    """(model section, inherited?): the init checkpoint's architecture plus the section's training
+    choices, when the section sets no architecture itself; else the section unchanged."""
+    from dataclasses import fields
+
+    from tts_cli.models.fastpitch import FastPitchConfig
+
+    if not src_config or not all(_is_training_choice(k) for k in model_section):
+        return model_section, False
+    known = {f.name for f in fields(FastPitchConfig)}
+    arch = {k: v for k, v in src_config.items() if k in known and k not in ("alignment", "n_symbols", "n_speakers")}
+    merged = {**arch, **{k: v for k, v in model_section.items() if k != "preset"}}
+    if merged.get("alignment") == "learned" and "aligner" not in model_section:
+        merged["aligner"] = True  # a voice exported without its aligner: learned alignment trains a fresh one
+    return merged, True
+
+
+def _init_checkpoint(init_from, recipe_init, console, is_main: bool) -> tuple[Path | None, dict | None]:
+    """(path, loaded checkpoint) for fine-tuning: --init-from, else the recipe's train.init_from;
+    `bundled` / `bundled:<name>` name a bundled voice."""
+    from tts_cli import checkpoints
+    from tts_cli.voices import VoiceError, resolve_init_from
+
+    spec = init_from if init_from not in (None, "") else recipe_init
+    try:
+        path = resolve_init_from(spec)
+    except VoiceError as e:
+        raise TrainConfigError(str(e)) from None
+    if path is None:
+        return None, None
+    try:
+        ckpt = checkpoints.load_checkpoint(path)
+    except checkpoints.CheckpointError as e:
+        raise TrainConfigError(str(e)) from None
+    if ckpt.get("kind") != "fastpitch":
+        raise TrainConfigError(f"--init-from {path}: a {ckpt.get('kind')!r} checkpoint, not FastPitch"
+                               + (" (vocoders: tts train --model hifigan)" if ckpt.get("kind") == "hifigan" else ""))
+    if is_main and str(spec) != str(path):
+        console.print(f"[bold]init from[/] {spec} = {path}", highlight=False)
+    return path, ckpt
+
+
 def _freeze(model, names: Sequence[str]) -> list[str]:
     """Freeze parameters under each named part (a module path like `encoder` or `decoder.layers.0`)."""
     frozen = []
@@ -80,7 +133,7 @@ def train(
     out: str | Path,
     config: str | Path | dict | None = None,
     steps: int | None = None,
-    init_from: str | Path | None = None,
+    init_from: str | Path | None = None,  # a checkpoint, or `bundled` / `bundled:<name>`
     resume: bool = False,
     device: str | None = None,
     amp: Any = None,
@@ -128,6 +181,10 @@ def train(
             lr = batch_frames = max_frames = alignment = None
             freeze = tuple(cfg.get("train", {}).get("freeze", ()))
 
+        recipe_init = cfg["train"].get("init_from")
+        init_path, init_ckpt = (None, None) if resume_ckpt is not None else \
+            _init_checkpoint(init_from, recipe_init, console, dist_info.is_main)
+
         # ---- workspace facts
         rows = ws.load_manifest()
         symbols = ws.load_symbols()
@@ -138,6 +195,7 @@ def train(
         # ---- settings
         train_dict = dict(cfg["train"])
         train_dict.pop("freeze", None)
+        train_dict.pop("init_from", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
         if steps is None and "steps" not in train_dict and train_dict.get("steps_per_minute"):
             minutes = sum(float(r.get("duration_s", 0)) for r in rows if r.get("split") == "train") / 60
@@ -153,6 +211,13 @@ def train(
         model_section = dict(cfg["model"])
         if alignment:
             model_section["alignment"] = alignment
+        if init_ckpt is not None:
+            model_section, inherited = inherit_architecture(model_section, init_ckpt.get("config"))
+            if inherited and dist_info.is_main:
+                c = init_ckpt["config"]
+                log.info("model architecture from the init checkpoint (d_model %s, %s+%s layers); the recipe "
+                         "sets no architecture, so its preset is not used", c.get("d_model"),
+                         c.get("encoder_layers"), c.get("decoder_layers"))
         model_section.update(n_symbols=len(symbols), n_speakers=max(1, len(speakers)))
         if resume_ckpt is not None:
             model_cfg = FastPitchConfig.from_dict(resume_ckpt["config"])
@@ -167,15 +232,11 @@ def train(
         seed_everything(settings.seed)
         model = FastPitch(model_cfg)
         load_report = None
-        if init_from and resume_ckpt is None:
+        if init_ckpt is not None:
             from tts_cli import checkpoints
 
-            try:
-                src = checkpoints.load_checkpoint(init_from)
-            except checkpoints.CheckpointError as e:
-                raise TrainConfigError(str(e)) from None
-            load_report = checkpoints.init_from(model, src, symbols, speakers)
-            load_report.source = load_report.source or str(init_from)
+            load_report = checkpoints.init_from(model, init_ckpt, symbols, speakers)
+            load_report.source = load_report.source or str(init_path)
             if dist_info.is_main:
                 load_report.print(console)
         corpus = pitch_stats["corpus"]
@@ -228,7 +289,8 @@ def train(
         # ---- run folder
         resolved = deep_merge(cfg, {"model": model_cfg.to_dict(),
                                     "train": {**settings.to_dict(), **task_settings.to_dict(),
-                                              "freeze": list(freeze)}})
+                                              "freeze": list(freeze),
+                                              **({"init_from": str(init_path)} if init_path else {})}})
         if dist_info.is_main:
             write_run_config(run, resolved)
             n_params = sum(p.numel() for p in model.parameters())
@@ -251,4 +313,4 @@ def _report_rows(report) -> list | None:
     return [{"name": e.name, "action": e.action, "shape": list(e.shape), "detail": e.detail} for e in report.entries]
 
 
-__all__ = ["train", "resolve_config", "TrainConfigError"]
+__all__ = ["train", "resolve_config", "TrainConfigError", "inherit_architecture"]

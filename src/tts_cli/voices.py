@@ -1,0 +1,525 @@
+"""Bundled voices: a trained FastPitch (+ vocoder) shipped in the repository, ready to speak.
+
+A voice is a folder `data/voices/<name>/` holding `voice.json` and the files it lists:
+
+    voice.json      format_version, name, language, speakers [names in id order], sample_rate,
+                    licence (SPDX id), attribution, description,
+                    files {"acoustic": "fastpitch.pt", "vocoder": "hifigan.pt" | null (Griffin-Lim),
+                           "notices": ["LICENSE", "NOTICE", ...]},
+                    acoustic / vocoder (what the files hold), training (free-form summary), created
+    fastpitch.pt    an inference-only tts-cli checkpoint (weights, config, symbols, text/audio
+                    settings, pitch statistics, speakers; no optimizer, aligner, RNG ...)
+    hifigan.pt      the HiFi-GAN generator with its weight norm folded in (no discriminators)
+
+Folders without voice.json (e.g. `data/voices/kokoro/`, the teacher's style vectors) are not
+voices and are skipped. `data/voices/default.txt` (one line: a voice name) picks the default;
+without it the only (or alphabetically first) voice is the default. `TTS_VOICES_DIR`
+(os.pathsep-separated folders) is searched before the repository's `data/voices/`.
+
+`export_voice` makes a voice from `tts train` checkpoints. With fp16 (the default) floating
+tensors are stored as float16, halving the files; loaders cast them back to float32
+(`tts_cli.checkpoints.build_fastpitch`, `tts_cli.vocoders.build_generator`), so synthesis runs in
+float32 as before: fp16 keeps ~3 significant digits per weight, far below what changes the audio.
+Scalars (the pitch mean/std buffers) stay float32.
+
+Light at import (no torch): `tts voices` and `tts --help` import this module.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger(__name__)
+
+VOICE_FORMAT_VERSION = 1
+VOICE_FILE = "voice.json"
+DEFAULT_FILE = "default.txt"
+ACOUSTIC_FILE = "fastpitch.pt"
+VOCODER_FILE = "hifigan.pt"
+VOICES_DIRS: tuple[Path, ...] = (Path(__file__).resolve().parents[2] / "data" / "voices",)
+ENV_DIRS = "TTS_VOICES_DIR"
+BUNDLED = "bundled"  # `--init-from bundled` / `bundled:<name>`
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# Training-only state a voice never needs.
+_TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "rng", "sampler", "discriminator", "optimizer_d",
+                  "scheduler_d", "scaler_d", "train", "hifigan_train", "best_val_loss", "best_metric",
+                  "best_metric_value", "epoch", "ema", "run_config")
+HOW_TO_MAKE = ("make one from a training run: tts export-voice --model RUN --vocoder VOCODER_RUN --name NAME "
+               "--out data/voices --licence SPDX-ID")
+
+
+class VoiceError(ValueError):
+    """A voice that cannot be found or used; str() names the folder and the reason."""
+
+
+@dataclass
+class Voice:
+    name: str
+    path: Path  # the voice folder
+    metadata: dict  # voice.json
+    size_bytes: int  # all files of the folder
+
+    @property
+    def files(self) -> dict:
+        return self.metadata.get("files") or {}
+
+    @property
+    def acoustic_path(self) -> Path:
+        return self.path / self.files["acoustic"]
+
+    @property
+    def vocoder_path(self) -> Path | None:
+        """The HiFi-GAN checkpoint, or None: the voice speaks through Griffin-Lim."""
+        v = self.files.get("vocoder")
+        return self.path / v if v else None
+
+    @property
+    def language(self) -> str:
+        return str(self.metadata.get("language") or "")
+
+    @property
+    def speakers(self) -> list[str]:
+        return [str(s) for s in self.metadata.get("speakers") or []]
+
+    @property
+    def sample_rate(self) -> int | None:
+        sr = self.metadata.get("sample_rate")
+        return int(sr) if sr else None
+
+    @property
+    def licence(self) -> str:
+        return str(self.metadata.get("licence") or self.metadata.get("license") or "NOASSERTION")
+
+    @property
+    def vocoder_label(self) -> str:
+        if self.vocoder_path is None:
+            return "Griffin-Lim"
+        variant = (self.metadata.get("vocoder") or {}).get("variant")
+        return f"HiFi-GAN {variant}" if variant else "HiFi-GAN"
+
+
+# ----------------------------------------------------------------------------- finding voices
+
+def voices_dirs() -> list[Path]:
+    """Where voices are looked for, first match wins: $TTS_VOICES_DIR, then data/voices/."""
+    env = [Path(p) for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
+    return env + list(VOICES_DIRS)
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _listed_file(folder: Path, rel: Any, what: str) -> str:
+    where = folder / VOICE_FILE
+    if not isinstance(rel, str) or not rel.strip():
+        raise VoiceError(f"{where}: files.{what} must be a file name, got {rel!r}")
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise VoiceError(f"{where}: files.{what} {rel!r} must be a path inside the voice folder")
+    if not (folder / p).is_file():
+        raise VoiceError(f"{folder}: voice.json lists {what} file {rel!r}, which is missing")
+    return rel
+
+
+def load_voice(folder: str | os.PathLike) -> Voice:
+    """The voice in `folder`; VoiceError naming the folder if voice.json is missing, malformed or
+    lists a file that is not there."""
+    folder = Path(folder)
+    meta_path = folder / VOICE_FILE
+    if not meta_path.is_file():
+        raise VoiceError(f"{folder}: not a voice (no {VOICE_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise VoiceError(f"{meta_path}: unreadable ({e})") from None
+    except json.JSONDecodeError as e:
+        raise VoiceError(f"{meta_path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise VoiceError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise VoiceError(f"{meta_path}: unknown format_version {version!r}")
+    if version > VOICE_FORMAT_VERSION:
+        raise VoiceError(f"{meta_path}: written by a newer tts-cli (voice format {version}; this version reads up "
+                         f"to {VOICE_FORMAT_VERSION}); upgrade tts-cli")
+    if meta.get("name") not in (None, folder.name):
+        raise VoiceError(f"{meta_path}: names the voice {meta['name']!r} but the folder is {folder.name!r}; "
+                         "rename one so they agree")
+    files = meta.get("files")
+    if not isinstance(files, dict):
+        raise VoiceError(f"{meta_path}: needs a `files` object with at least \"acoustic\"")
+    _listed_file(folder, files.get("acoustic"), "acoustic")
+    if files.get("vocoder") is not None:
+        _listed_file(folder, files["vocoder"], "vocoder")
+    notices = files.get("notices") or []
+    if not isinstance(notices, list):
+        raise VoiceError(f"{meta_path}: files.notices must be a list of file names")
+    for n in notices:
+        _listed_file(folder, n, "notice")
+    for key in ("speakers",):
+        if key in meta and not isinstance(meta[key], list):
+            raise VoiceError(f"{meta_path}: {key} must be a list")
+    return Voice(name=folder.name, path=folder, metadata=meta, size_bytes=_folder_size(folder))
+
+
+def list_voices(errors: list | None = None) -> list[Voice]:
+    """Every usable voice, sorted by name (a name in an earlier voices folder hides later ones).
+
+    Folders without voice.json are not voices and are skipped silently; broken voices are skipped
+    with their VoiceError appended to `errors` (logged as a warning when no list is given)."""
+    found: dict[str, Voice] = {}
+    for root in voices_dirs():
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if folder.name in found or not (folder / VOICE_FILE).exists():
+                continue
+            try:
+                found[folder.name] = load_voice(folder)
+            except VoiceError as e:
+                if errors is None:
+                    log.warning("%s", e)
+                else:
+                    errors.append(e)
+    return [found[n] for n in sorted(found)]
+
+
+def _unknown(name: str) -> VoiceError:
+    names = [v.name for v in list_voices(errors=[])]
+    known = f"bundled voices: {', '.join(names)}" if names else f"no voice is bundled ({HOW_TO_MAKE})"
+    return VoiceError(f"unknown voice {name!r}; {known} (see `tts voices`)")
+
+
+def get_voice(name: str) -> Voice:
+    """The voice called `name`; VoiceError listing the known voices if there is none."""
+    for root in voices_dirs():
+        folder = root / name
+        if _NAME.match(name or "") and (folder / VOICE_FILE).is_file():
+            return load_voice(folder)
+    raise _unknown(name)
+
+
+def default_voice_name() -> tuple[str | None, Path | None]:
+    """(name, default.txt that named it) from the first voices folder with a default.txt."""
+    for root in voices_dirs():
+        f = root / DEFAULT_FILE
+        if f.is_file():
+            lines = [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines()]
+            names = [ln for ln in lines if ln and not ln.startswith("#")]
+            if names:
+                return names[0], f
+    return None, None
+
+
+def default_voice() -> Voice | None:
+    """The voice `default.txt` names, else the only / first voice, else None."""
+    name, source = default_voice_name()
+    if name is not None:
+        try:
+            return get_voice(name)
+        except VoiceError as e:
+            raise VoiceError(f"{source} names {name!r} as the default voice, but: {e}") from None
+    voices = list_voices()
+    return voices[0] if voices else None
+
+
+def voice_of(path: str | os.PathLike | None) -> Voice | None:
+    """The voice whose folder holds the file `path`, if it is one (else None; broken voices too)."""
+    if path is None:
+        return None
+    folder = Path(path).resolve().parent
+    if not (folder / VOICE_FILE).is_file():
+        return None
+    try:
+        return load_voice(folder)
+    except VoiceError:
+        return None
+
+
+def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") -> Path | None:
+    """`bundled` (the default voice) or `bundled:<name>` -> that voice's acoustic (or vocoder)
+    checkpoint; any other value is a path, returned as is. VoiceError when no voice fits."""
+    if spec is None or str(spec).strip() == "":
+        return None
+    s = str(spec).strip()
+    if s != BUNDLED and not s.startswith(BUNDLED + ":"):
+        return Path(s)
+    name = s.partition(":")[2].strip()
+    hint = ("pass a checkpoint instead (--init-from path/to/fastpitch.pt, ours or NVIDIA's; in a recipe "
+            "`train: {init_from: PATH}`)")
+    if name:
+        try:
+            voice = get_voice(name)
+        except VoiceError as e:
+            raise VoiceError(f"--init-from {s}: {e}; or {hint}") from None
+    else:
+        voice = default_voice()
+        if voice is None:
+            where = ", ".join(str(d) for d in voices_dirs())
+            raise VoiceError(f"--init-from {s}: no voice is bundled (none with a {VOICE_FILE} in {where}); {hint}, "
+                             f"or {HOW_TO_MAKE}")
+    if part == "vocoder":
+        if voice.vocoder_path is None:
+            raise VoiceError(f"--init-from {s}: voice {voice.name!r} has no HiFi-GAN vocoder (it uses Griffin-Lim)")
+        return voice.vocoder_path
+    return voice.acoustic_path
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file as given, or for a `tts train` run folder its checkpoints/best.pt, else last.pt."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        for cand in (p / "checkpoints" / "best.pt", p / "checkpoints" / "last.pt", p / "best.pt", p / "last.pt"):
+            if cand.is_file():
+                return cand
+        raise VoiceError(f"{p}: no checkpoints/best.pt or checkpoints/last.pt; is it a `tts train --out` folder?")
+    raise VoiceError(f"{p}: no such checkpoint file or run folder")
+
+
+def print_voices(console=None) -> int:
+    """`tts voices`: a table of the bundled voices and the default; 1 if some voice is broken."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    errors: list[VoiceError] = []
+    voices = list_voices(errors=errors)
+    where = ", ".join(str(d) for d in voices_dirs())
+    if voices:
+        table = Table(title="bundled voices")
+        for col, justify in (("name", "left"), ("language", "left"), ("speakers", "left"), ("sample rate", "right"),
+                             ("vocoder", "left"), ("size MB", "right"), ("licence", "left")):
+            table.add_column(col, justify=justify)
+        for v in voices:
+            table.add_row(v.name, v.language, ", ".join(v.speakers), str(v.sample_rate or ""), v.vocoder_label,
+                          f"{v.size_bytes / 1e6:.1f}", v.licence)
+        console.print(table)
+    else:
+        console.print(f"no voices bundled in {where}; {HOW_TO_MAKE}", highlight=False)
+    for e in errors:
+        console.print(f"[red]broken voice:[/] {e}", highlight=False)
+    try:
+        default = default_voice()
+    except VoiceError as e:
+        console.print(f"[red]default voice:[/] {e}", highlight=False)
+        return 1
+    if default is not None:
+        name, source = default_voice_name()
+        why = f"named in {source}" if name else ("the only voice" if len(voices) == 1 else "the first by name; "
+                                                 f"write a name to {default.path.parent / DEFAULT_FILE} to choose")
+        console.print(f"default voice: [bold]{default.name}[/] ({why}); `tts synthesize \"Hola\"` uses it",
+                      highlight=False)
+    return 1 if errors else 0
+
+
+# ----------------------------------------------------------------------------- export
+
+def half_state(state: dict) -> dict:
+    """float32 tensors (more than one value) -> float16; a tensor that would overflow float16's
+    range stays float32, as do scalars (pitch statistics) and integer tensors."""
+    import torch
+
+    out = {}
+    for k, v in state.items():
+        if torch.is_tensor(v) and v.dtype == torch.float32 and v.numel() > 1:
+            h = v.half()
+            out[k] = h if bool(torch.isfinite(h).all()) or not bool(torch.isfinite(v).all()) else v
+        else:
+            out[k] = v
+    return out
+
+
+def _state_bytes(state: dict) -> int:
+    return sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "element_size"))
+
+
+def _acoustic_payload(ckpt: dict, fp16: bool, keep_aligner: bool) -> tuple[dict, dict]:
+    """(inference-only FastPitch checkpoint, its description for voice.json)."""
+    from tts_cli.checkpoints import FORMAT_VERSION, build_fastpitch, clean_state_dict
+
+    state = clean_state_dict(ckpt["model"])
+    config = dict(ckpt["config"])
+    if not keep_aligner:  # synthesis builds FastPitch with aligner=False: the aligner is training-only
+        state = {k: v for k, v in state.items() if not k.startswith("attention.")}
+        config["aligner"], config["alignment"] = False, "external"
+    out = {
+        "format_version": FORMAT_VERSION, "kind": "fastpitch", "model": half_state(state) if fp16 else state,
+        "config": config, "symbols": list(ckpt["symbols"]), "step": int(ckpt.get("step") or 0),
+        "text": dict(ckpt.get("text") or {}), "audio": dict(ckpt.get("audio") or {}),
+        "pitch_stats": dict(ckpt.get("pitch_stats") or {}),
+        "speakers": {str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()},
+    }
+    model = build_fastpitch(out, aligner=keep_aligner and bool(config.get("aligner")))  # fails now, not at synthesis
+    info = {"model": "FastPitch", "parameters": sum(p.numel() for p in model.parameters()), "step": out["step"],
+            "dtype": "float16" if fp16 else "float32", "aligner": bool(keep_aligner and config.get("aligner")),
+            "text_type": out["text"].get("text_type"), "espeak_ng": out["text"].get("espeak_ng"),
+            "d_model": config.get("d_model")}
+    return out, info
+
+
+def _vocoder_payload(path: Path, acoustic_audio: dict, fp16: bool) -> tuple[dict, dict]:
+    """(inference-only HiFi-GAN checkpoint, its description) from any file load_hifigan reads."""
+    from tts_cli.checkpoints import FORMAT_VERSION, CheckpointError, load_checkpoint
+    from tts_cli.models.hifigan import PRESETS
+    from tts_cli.vocoders import DEFAULT_AUDIO, VocoderError, check_audio_match, load_hifigan
+
+    try:
+        gen, audio, known, fmt = load_hifigan(path)
+        if known:
+            check_audio_match(acoustic_audio, audio, vocoder_name=f"vocoder {path.name}")
+        else:  # jik876 files carry no audio settings: the shapes must fit, the rest is the model's
+            check_audio_match({k: acoustic_audio[k] for k in ("hop_length", "n_mels") if k in acoustic_audio},
+                              {"hop_length": gen.config.hop_length, "n_mels": gen.config.n_mels},
+                              vocoder_name=f"vocoder {path.name}")
+    except VocoderError as e:
+        raise VoiceError(str(e)) from None
+    step = 0
+    if fmt == "tts-cli":
+        try:
+            step = int(load_checkpoint(path).get("step") or 0)
+        except CheckpointError:
+            pass
+    gen.remove_weight_norm()  # inference form: one `weight` per conv instead of weight_g + weight_v
+    state = {k: v.detach().cpu() for k, v in gen.state_dict().items()}
+    full_audio = {**DEFAULT_AUDIO, **acoustic_audio, **(audio if known else {})}
+    cfg = gen.config.to_dict()
+    variant = next((n.upper() for n, p in PRESETS.items() if p.to_dict() == cfg), None)
+    out = {"format_version": FORMAT_VERSION, "kind": "hifigan", "model": half_state(state) if fp16 else state,
+           "config": cfg, "symbols": None, "step": step, "text": {}, "audio": full_audio, "pitch_stats": {},
+           "speakers": {}, "source": {"format": fmt, "file": path.name}}
+    info = {"model": "HiFi-GAN", "variant": variant or "custom", "parameters": sum(v.numel() for v in state.values()),
+            "step": step, "dtype": "float16" if fp16 else "float32", "source_format": fmt}
+    return out, info
+
+
+def export_voice(
+    acoustic_ckpt: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    name: str,
+    vocoder_ckpt: str | os.PathLike | None = None,
+    fp16: bool = True,
+    licence: str = "NOASSERTION",
+    attribution: str = "",
+    description: str = "",
+    summary: dict | None = None,
+    notices: Sequence[str | os.PathLike] = (),
+    language: str | None = None,
+    keep_aligner: bool = False,
+    overwrite: bool = False,
+    console=None,
+) -> Voice:
+    """Make the voice `name` from a FastPitch checkpoint (+ a HiFi-GAN one; None = Griffin-Lim).
+
+    out_dir: the voices folder (the voice goes to OUT_DIR/NAME/), or the voice folder itself when it
+    is already called NAME. Checkpoints may be files or `tts train` run folders (best.pt, else
+    last.pt). Only what inference needs is kept (see the module docstring); `keep_aligner` keeps
+    the FastPitch aligner (for `tts align --from-checkpoint` or learned-alignment fine-tuning).
+    `notices` are LICENSE / NOTICE files copied into the folder. Files are written atomically,
+    voice.json last, so a failed export never leaves something that looks like a voice.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from tts_cli.checkpoints import CheckpointError, load_checkpoint
+    from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json
+
+    console = console or Console(stderr=True)
+    if not _NAME.match(name or ""):
+        raise VoiceError(f"voice name {name!r}: use letters, digits, '_', '-' or '.' (it names the folder)")
+    out_dir = Path(out_dir)
+    folder = out_dir if out_dir.name == name else out_dir / name
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / VOICE_FILE).exists():
+            raise VoiceError(f"{folder}: exists and is not a voice folder (no {VOICE_FILE}); choose another --name")
+        if not overwrite:
+            raise VoiceError(f"{folder}: voice {name!r} already exists; add --force to replace it")
+
+    acoustic_src = resolve_checkpoint(acoustic_ckpt)
+    try:
+        ckpt = load_checkpoint(acoustic_src)
+    except CheckpointError as e:
+        raise VoiceError(str(e)) from None
+    if ckpt.get("kind") != "fastpitch":
+        raise VoiceError(f"{acoustic_src}: a {ckpt.get('kind')!r} checkpoint, not FastPitch"
+                         + ("; pass it as the vocoder" if ckpt.get("kind") == "hifigan" else ""))
+    acoustic, acoustic_info = _acoustic_payload(ckpt, fp16, keep_aligner)
+    vocoder = vocoder_info = vocoder_src = None
+    if vocoder_ckpt is not None and str(vocoder_ckpt).lower() not in ("griffin-lim", "griffinlim", "gl"):
+        vocoder_src = resolve_checkpoint(vocoder_ckpt)
+        vocoder, vocoder_info = _vocoder_payload(vocoder_src, acoustic["audio"], fp16)
+    notice_paths = [Path(n) for n in notices]
+    for n in notice_paths:
+        if not n.is_file():
+            raise VoiceError(f"{n}: no such licence/notice file")
+
+    try:
+        old = load_voice(folder) if (folder / VOICE_FILE).exists() else None
+    except VoiceError:
+        old = None  # a broken earlier export: replaced as a whole
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [(ACOUSTIC_FILE, acoustic_src, atomic_torch_save(folder / ACOUSTIC_FILE, acoustic))]
+    if vocoder is not None:
+        written.append((VOCODER_FILE, vocoder_src, atomic_torch_save(folder / VOCODER_FILE, vocoder)))
+    for n in notice_paths:
+        written.append((n.name, n, atomic_write_bytes(folder / n.name, n.read_bytes())))
+
+    speakers = [n for n, _ in sorted(acoustic["speakers"].items(), key=lambda kv: kv[1])] or ["default"]
+    training = {"acoustic_step": acoustic["step"]}
+    for key in ("best_val_loss", "epoch"):
+        if ckpt.get(key) is not None:
+            training[f"acoustic_{key}"] = ckpt[key]
+    if ckpt.get("best_metric") not in (None, "loss") and ckpt.get("best_metric_value") is not None:
+        training[f"acoustic_best_{ckpt['best_metric']}"] = ckpt["best_metric_value"]
+    if vocoder_info:
+        training["vocoder_step"] = vocoder_info["step"]
+    training.update(summary or {})
+    meta = {
+        "format_version": VOICE_FORMAT_VERSION,
+        "name": name,
+        "language": language or str(acoustic["text"].get("language") or ""),
+        "speakers": speakers,
+        "sample_rate": int(acoustic["audio"].get("sample_rate") or 22050),
+        "licence": licence or "NOASSERTION",
+        "attribution": attribution or "",
+        "description": description or "",
+        "files": {"acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE if vocoder is not None else None,
+                  "notices": [n.name for n in notice_paths]},
+        "acoustic": acoustic_info,
+        "vocoder": vocoder_info or {"model": "Griffin-Lim"},
+        "training": training,
+        "created": date.today().isoformat(),
+    }
+    atomic_write_json(folder / VOICE_FILE, meta)
+    if old is not None:  # files the previous export listed and this one does not (e.g. a dropped vocoder)
+        keep = {ACOUSTIC_FILE, VOICE_FILE, *(w[0] for w in written)}
+        for rel in [old.files.get("vocoder"), *(old.files.get("notices") or [])]:
+            if rel and rel not in keep and (folder / rel).is_file():
+                (folder / rel).unlink()
+    voice = load_voice(folder)
+
+    table = Table(title=f"voice {name} -> {folder}")
+    for col, justify in (("file", "left"), ("from", "left"), ("source MB", "right"), ("written MB", "right")):
+        table.add_column(col, justify=justify)
+    for rel, src, dst in written:
+        table.add_row(rel, str(src), f"{src.stat().st_size / 1e6:.2f}", f"{dst.stat().st_size / 1e6:.2f}")
+    table.caption = (f"{voice.size_bytes / 1e6:.2f} MB in all; {'float16' if fp16 else 'float32'} weights; "
+                     f"vocoder {voice.vocoder_label}; licence {voice.licence}")
+    console.print(table)
+    if not licence or licence == "NOASSERTION":
+        console.print("[yellow]warning:[/] no --licence given: voice.json says NOASSERTION", highlight=False)
+    return voice
+
+
+__all__ = ["Voice", "VoiceError", "list_voices", "get_voice", "load_voice", "default_voice", "default_voice_name",
+           "voice_of", "voices_dirs", "print_voices", "resolve_init_from", "resolve_checkpoint", "export_voice", "half_state",
+           "VOICES_DIRS", "VOICE_FORMAT_VERSION"]
