@@ -128,6 +128,14 @@ def test_evaluate_reference_against_itself_skips_missing_asr(work, tmp_path, no_
         assert r["duration_diff_s"] == pytest.approx(0.0, abs=1e-3)
         assert r["dur_mae_frames"] == pytest.approx(1.0) and r["dur_source"] == "synthesis"
         assert (out / r["wav"]).is_file()
+        # the same recording: the same pitch level and range on both sides
+        assert r["syn_f0_median_hz"] == pytest.approx(r["ref_f0_median_hz"], rel=1e-3) and r["ref_f0_median_hz"] > 50
+        assert r["syn_f0_range_st"] == pytest.approx(r["ref_f0_range_st"], abs=1e-3)
+    names = {str(r["speaker"]) for r in rep["utterances"]}
+    assert set(rep["by_speaker"]) == names
+    for name, s in rep["by_speaker"].items():
+        mine = [r["mcd_db"] for r in rep["utterances"] if str(r["speaker"]) == name]
+        assert s["mcd_db"]["n"] == len(mine) and s["mcd_db"]["mean"] == pytest.approx(np.mean(mine))
     saved = _strict_json(out / "report.json")
     assert saved["summary"]["mcd_db"]["n"] == 2 and "cer" not in saved["summary"]
     assert (out / "compare.png").stat().st_size > 1000

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import tone
-from tts_cli.metrics import (cer, dtw_path, duration_mae_frames, duration_stats, edit_distance, f0_rmse_cents,
-                             fold_accents, mcd_dtw, mcd_dtw_mels, mel_cepstrum, normalize_for_scoring, summarize,
+from tts_cli.metrics import (cer, dtw_path, duration_mae_frames, duration_stats, edit_distance, f0_level_range,
+                             f0_rmse_cents, fold_accents, mcd_dtw, mcd_dtw_mels, mel_cepstrum, normalize_for_scoring, summarize,
                              text_scores, wer)
 
 SR = 22050
@@ -190,3 +190,14 @@ def test_gross_pitch_errors_are_counted_apart():
     assert r["gross_error_rate"] == pytest.approx(0.2)
     assert r["rmse_cents_fine"] == pytest.approx(10.0)
     assert r["rmse_cents"] == pytest.approx(math.sqrt((2 * 1200 ** 2 + 8 * 10 ** 2) / 10))
+
+
+def test_f0_level_and_range_ignore_unvoiced_frames_and_single_outliers():
+    # a glide from 100 to 200 Hz (one octave) with unvoiced gaps and one octave error
+    f0 = np.geomspace(100.0, 200.0, 201)
+    f0[::10] = 0.0
+    f0[50] = 800.0
+    r = f0_level_range(f0)
+    assert r["median_hz"] == pytest.approx(np.sqrt(100 * 200), rel=0.02)
+    assert r["range_st"] == pytest.approx(0.9 * 12, abs=0.3)  # 5..95 % of a 12-semitone glide
+    assert math.isnan(f0_level_range(np.zeros(50))["range_st"])

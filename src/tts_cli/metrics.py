@@ -246,6 +246,18 @@ def f0_rmse_cents(ref_f0: np.ndarray, syn_f0: np.ndarray, path: np.ndarray | Non
 
 # ----------------------------------------------------------------------------- durations
 
+def f0_level_range(f0: np.ndarray, low: float = 5.0, high: float = 95.0) -> dict:
+    """A voice's pitch level and range from one F0 track (Hz per frame, 0 = unvoiced):
+    median_hz over voiced frames and range_st, the low..high percentile span in semitones
+    (percentiles, not min/max, so a single octave error does not define the range)."""
+    f = np.asarray(f0, dtype=np.float64).reshape(-1)
+    f = f[np.isfinite(f) & (f > 0)]
+    if f.size < 2:
+        return {"median_hz": float("nan"), "range_st": float("nan")}
+    lo, hi = np.percentile(f, [low, high])
+    return {"median_hz": float(np.median(f)), "range_st": float(12.0 * np.log2(hi / lo))}
+
+
 def duration_stats(ref_seconds: float, syn_seconds: float, n_units: int | None = None) -> dict:
     """Total duration and speaking-rate comparison of two renderings of the same text.
 
@@ -289,5 +301,5 @@ def summarize(values: Sequence[float]) -> dict:
 __all__ = [
     "MCD_ORDER", "normalize_for_scoring", "fold_accents", "edit_distance", "cer", "wer", "text_scores",
     "mel_cepstrum", "frame_mcd", "dtw_path", "mcd_dtw_mels", "mcd_dtw", "log_mel", "f0_rmse_cents",
-    "duration_stats", "duration_mae_frames", "summarize",
+    "f0_level_range", "duration_stats", "duration_mae_frames", "summarize",
 ]

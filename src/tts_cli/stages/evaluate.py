@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 N_PLOTS = 3  # utterances drawn in compare.png
 SUMMARY_KEYS = ("cer", "cer_folded", "wer", "ref_cer", "ref_cer_folded", "ref_wer", "mcd_db", "f0_rmse_cents",
                 "f0_gross_error_rate", "f0_rmse_cents_fine", "f0_mean_offset_cents", "voicing_error",
-                "duration_diff_s", "duration_ratio", "speaking_rate_diff_pct", "dur_mae_frames", "rtf")
+                "duration_diff_s", "duration_ratio", "speaking_rate_diff_pct", "dur_mae_frames", "rtf",
+                "syn_f0_median_hz", "ref_f0_median_hz", "syn_f0_range_st", "ref_f0_range_st", "syn_rate", "ref_rate")
+# per speaker (a multi-speaker voice is only as good as its worst speaker): what a reader compares
+SPEAKER_KEYS = ("cer", "ref_cer", "mcd_db", "syn_f0_median_hz", "ref_f0_median_hz", "syn_f0_range_st",
+                "ref_f0_range_st", "speaking_rate_diff_pct", "rtf")
 
 
 class EvaluateError(RuntimeError):
@@ -84,15 +88,13 @@ def _pitch_settings(ws) -> dict:
     return out
 
 
-def _checkpoint_language(model) -> str | None:
-    if not isinstance(model, (str, Path)):
-        return getattr(model, "language", None)
-    try:
-        from tts_cli.checkpoints import load_checkpoint
-
-        return ((load_checkpoint(model).get("text") or {}).get("language"))
-    except Exception:  # the synthesizer reports a bad checkpoint itself, with a better message
-        return None
+def _checkpoint_language(synth) -> str | None:
+    """The voice's language from the checkpoint dict the synthesizer already loaded (`.ckpt`), else
+    its `.language`; never a second torch.load of what can be a large file."""
+    ckpt = getattr(synth, "ckpt", None)
+    if isinstance(ckpt, dict):
+        return (ckpt.get("text") or {}).get("language")
+    return getattr(synth, "language", None)
 
 
 def _resolve_checkpoint(model: str | Path) -> Path:
@@ -147,10 +149,11 @@ class _DurationModel:
         return cls(model, list(table.symbols), getattr(synth, "speakers", None), next(model.parameters()).device)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Path, device: str) -> "_DurationModel":
+    def from_checkpoint(cls, checkpoint: Path | dict, device: str) -> "_DurationModel":
+        """From a checkpoint file, or a checkpoint dict already loaded."""
         from tts_cli.checkpoints import build_fastpitch, load_checkpoint
 
-        ckpt = load_checkpoint(checkpoint)
+        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         model = build_fastpitch(ckpt, aligner=False, strict=False).to(device)
         return cls(model, ckpt.get("symbols") or [], ckpt.get("speakers"), device)
 
@@ -185,8 +188,8 @@ def _finite(x) -> float | None:
 def _score_one(item: dict, synth, asr, ctx: dict) -> tuple[dict, dict | None]:
     """(record, plot data or None) for one utterance; raises on a problem with this utterance."""
     from tts_cli.audio import load_audio, resample, save_wav
-    from tts_cli.metrics import (duration_mae_frames, duration_stats, f0_rmse_cents, log_mel, mcd_dtw_mels,
-                                 text_scores)
+    from tts_cli.metrics import (duration_mae_frames, duration_stats, f0_level_range, f0_rmse_cents, log_mel,
+                                 mcd_dtw_mels, text_scores)
 
     uid, text = item["id"], item["text"]
     sr, language = ctx["sample_rate"], ctx["language"]
@@ -230,6 +233,9 @@ def _score_one(item: dict, synth, asr, ctx: dict) -> tuple[dict, dict | None]:
     rec.update(f0_rmse_cents=_finite(f0["rmse_cents"]), f0_mean_offset_cents=_finite(f0["mean_offset_cents"]),
                f0_gross_error_rate=_finite(f0["gross_error_rate"]), f0_rmse_cents_fine=_finite(f0["rmse_cents_fine"]),
                voicing_error=_finite(f0["voicing_error"]), both_voiced_frames=f0["both_voiced"])
+    for side, track in (("ref", ref_f0), ("syn", syn_f0)):
+        lr = f0_level_range(track)
+        rec[f"{side}_f0_median_hz"], rec[f"{side}_f0_range_st"] = _finite(lr["median_hz"]), _finite(lr["range_st"])
 
     symbols = item.get("symbols") or []
     rec.update({k: v for k, v in duration_stats(len(ref) / sr, syn_s, n_units=len(symbols) or None).items()
@@ -299,7 +305,6 @@ def evaluate(
     ws = Workspace(data) if data is not None else None
     cfg = ws.load_config() if ws is not None else {}
     audio_cfg = audio_config(cfg) if cfg else AudioConfig()
-    language = language or (cfg.get("text") or {}).get("language") or _checkpoint_language(model) or "es"
 
     if texts is not None:
         items = read_texts(texts)
@@ -317,6 +322,8 @@ def evaluate(
                                              else Path("tts_eval"))
     out.mkdir(parents=True, exist_ok=True)
 
+    synth = _open_synthesizer(model, vocoder, device)  # the one load of the checkpoint
+    language = language or (cfg.get("text") or {}).get("language") or _checkpoint_language(synth) or "es"
     asr_info: dict[str, Any] = {"name": asr, "language": language}
     recognizer = None
     try:
@@ -327,13 +334,12 @@ def evaluate(
     if recognizer is None and "skipped" not in asr_info:
         asr_info["skipped"] = "--asr none"
 
-    synth = _open_synthesizer(model, vocoder, device)
     duration_model = None
     if ws is not None:
         try:
             duration_model = _DurationModel.from_synthesizer(synth)
             if duration_model is None and isinstance(model, (str, Path)):
-                duration_model = _DurationModel.from_checkpoint(Path(model), device)
+                duration_model = _DurationModel.from_checkpoint(getattr(synth, "ckpt", None) or Path(model), device)
         except Exception as e:  # noqa: BLE001 - durations are one metric among many
             log.warning("per-symbol durations unavailable: %s", e)
     ctx = {"sample_rate": int(audio_cfg.sample_rate), "audio_cfg": audio_cfg, "language": language, "out": out,
@@ -354,12 +360,14 @@ def evaluate(
             advance()
 
     summary = {k: _summary(records, k) for k in SUMMARY_KEYS if any(r.get(k) is not None for r in records)}
+    by_speaker = _by_speaker(records)
     report = {
         "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
         "data": str(ws.root) if ws is not None else None, "split": None if texts else split,
         "texts": str(texts) if texts else None, "vocoder": vocoder, "device": device, "language": language,
         "asr": asr_info, "pitch_method": ctx["pitch"]["method"], "sample_rate": ctx["sample_rate"],
-        "n_utterances": len(records), "failures": failures, "summary": summary, "utterances": records,
+        "n_utterances": len(records), "failures": failures, "summary": summary, "by_speaker": by_speaker,
+        "utterances": records,
     }
     if plots:
         try:
@@ -375,6 +383,13 @@ def _summary(records: list[dict], key: str) -> dict:
     from tts_cli.metrics import summarize
 
     return summarize([r.get(key) for r in records])
+
+
+def _by_speaker(records: list[dict]) -> dict:
+    """{speaker: {key: mean/median/n}} over SPEAKER_KEYS, when the utterances name speakers."""
+    names = sorted({str(r["speaker"]) for r in records if r.get("speaker") is not None})
+    return {n: {k: _summary([r for r in records if str(r.get("speaker")) == n], k) for k in SPEAKER_KEYS
+                if any(r.get(k) is not None for r in records)} for n in names}
 
 
 def _json_safe(obj):
@@ -460,6 +475,42 @@ def _print_table(console, report: dict, out: Path, max_rows: int = 40) -> None:
         t.add_row(f"[bold]{stat}[/]", *[fmt(v) if v is not None and math.isfinite(v) else "–"
                                         for v, (_, _, fmt) in zip(vals, cols)])
     console.print(t)
+    if len(report.get("by_speaker") or {}) > 1:
+        console.print(_speaker_table(report["by_speaker"]))
+
+
+_SPEAKER_COLUMNS = (  # (key, header, format) of the per-speaker means
+    ("cer", "CER%", lambda v: f"{100 * v:.1f}"),
+    ("ref_cer", "refCER%", lambda v: f"{100 * v:.1f}"),
+    ("mcd_db", "MCD dB", lambda v: f"{v:.2f}"),
+    ("syn_f0_median_hz", "F0 Hz", lambda v: f"{v:.0f}"),
+    ("ref_f0_median_hz", "refF0 Hz", lambda v: f"{v:.0f}"),
+    ("syn_f0_range_st", "range st", lambda v: f"{v:.1f}"),
+    ("ref_f0_range_st", "refRange st", lambda v: f"{v:.1f}"),
+    ("speaking_rate_diff_pct", "Δrate%", lambda v: f"{v:+.1f}"),
+)
+
+
+def _speaker_table(by_speaker: dict):
+    """Means per speaker: intelligibility, and pitch level/range (median F0, 5-95 % span) beside the reference's."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    cols = [c for c in _SPEAKER_COLUMNS if any(c[0] in s for s in by_speaker.values())]
+    t = Table(title="per speaker (means)", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("speaker", no_wrap=True)
+    t.add_column("n", justify="right")
+    for _, header, _ in cols:
+        t.add_column(header, justify="right", no_wrap=True)
+    for name, s in by_speaker.items():
+        n = max((v.get("n", 0) for v in s.values()), default=0)
+        cells = []
+        for key, _, fmt in cols:
+            v = (s.get(key) or {}).get("mean")
+            cells.append(fmt(v) if v is not None and math.isfinite(v) else "–")
+        t.add_row(escape(name), str(n), *cells)
+    return t
 
 
 def _caption(report: dict) -> str:

@@ -4,6 +4,22 @@ Text is normalised and phonemised in the main process (one persistent espeak-ng 
 batched calls); audio is decoded, resampled, trimmed and turned into mels in worker
 processes. Every input is keyed by its content and the settings that shape its output, so
 a re-run only redoes what changed and yields an identical workspace.
+
+SPLIT RULE (train/val). Utterances are ranked once by a seeded hash of their id (data.seed); an
+utterance's rank depends on nothing else (not the rest of the corpus, not the input order).
+1. Corpus-wide pick, the original rule: the first n_val = clamp(round(n * val_fraction), min_val,
+   max_val) utterances of that order (at most n - 1). In expectation every speaker gets its
+   proportional share of it.
+2. Per-speaker guarantee: every speaker with at least MIN_SPEAKER_UTTS_FOR_VAL (5) utterances also
+   has its first min_val utterances of the same order in val, so a small speaker that the pick
+   happened to miss is still validated. A smaller speaker keeps everything for training (one
+   validation utterance would cost it over 20 % of its data).
+Why this rule and not exact per-speaker quotas: (a) one speaker gives exactly the original split
+(its guarantee is the front of the corpus-wide pick), and in a multi-speaker workspace nothing the
+original rule put in val moves to train on a re-run; (b) quotas under the corpus-wide max_val cap
+would tie every speaker's split to the corpus size. Growth stays as bounded as before: a speaker's
+val set is a prefix of its hash order, so one added file changes the split of at most two existing
+utterances (the original rule: at most one), the pick's edge and its own speaker's guarantee.
 """
 from __future__ import annotations
 
@@ -28,6 +44,7 @@ from ..workspace import (
 )
 
 CACHE_NAME = ".preprocess_cache.json"
+MIN_SPEAKER_UTTS_FOR_VAL = 5  # a speaker with fewer keeps its utterances for training (see SPLIT RULE)
 
 
 class PreprocessError(RuntimeError):
@@ -300,15 +317,35 @@ def _run_audio(todo, acfg, ws: Workspace, n_workers: int, console):
                 bar.advance(task)
 
 
+def _split_rank(seed: int, uid: str) -> str:
+    """The fixed order validation utterances are taken in: a seeded hash of the id alone, so an
+    utterance's place never depends on the rest of the corpus or the input order."""
+    return hashlib.sha1(f"{seed}:{uid}".encode()).hexdigest()
+
+
 def _assign_split(rows: list[dict], dcfg) -> None:
-    """A small deterministic validation split: ids ranked by a seeded hash, sized to the data."""
+    """A small deterministic validation split with every speaker in it (the SPLIT RULE above)."""
     n = len(rows)
     n_val = min(dcfg.max_val, max(dcfg.min_val, round(n * dcfg.val_fraction)))
     n_val = min(n_val, n - 1) if n > 1 else 0
-    ranked = sorted(rows, key=lambda r: hashlib.sha1(f"{dcfg.seed}:{r['id']}".encode()).hexdigest())
-    val_ids = {r["id"] for r in ranked[:n_val]}
+    ranked = sorted(rows, key=lambda r: _split_rank(dcfg.seed, r["id"]))
+    val_ids = {r["id"] for r in ranked[:n_val]}  # the corpus-wide pick
+    by_speaker: dict[str, list[dict]] = defaultdict(list)
+    for r in ranked:  # each speaker's list keeps the hash order
+        by_speaker[str(r.get("speaker") or "default")].append(r)
+    for spk_rows in by_speaker.values():
+        val_ids.update(r["id"] for r in spk_rows[:speaker_val_guarantee(len(spk_rows), dcfg)])
     for r in rows:
         r["split"] = "val" if r["id"] in val_ids else "train"
+
+
+def speaker_val_guarantee(n_speaker: int, dcfg) -> int:
+    """Validation utterances a speaker is sure to have: min_val once it has
+    MIN_SPEAKER_UTTS_FOR_VAL utterances, never its last training one. Depends on the speaker's
+    own count only, so other speakers' files never move its split."""
+    if n_speaker < MIN_SPEAKER_UTTS_FOR_VAL:
+        return 0
+    return max(0, min(int(dcfg.min_val), n_speaker - 1))
 
 
 def _remove_stale(ws: Workspace, keep: set[str]) -> None:
@@ -322,11 +359,12 @@ def _remove_stale(ws: Workspace, keep: set[str]) -> None:
 
 
 def _summary(rows: list[dict], rejected: list[dict], table) -> dict:
-    per_speaker: dict[str, dict] = defaultdict(lambda: {"utterances": 0, "hours": 0.0})
+    per_speaker: dict[str, dict] = defaultdict(lambda: {"utterances": 0, "hours": 0.0, "val": 0})
     for r in rows:
         s = per_speaker[r["speaker"]]
         s["utterances"] += 1
         s["hours"] += r["duration_s"] / 3600
+        s["val"] += r["split"] == "val"
     reasons = Counter(_reason_class(r["reason"]) for r in rejected)
     return {
         "kept": len(rows),
@@ -357,7 +395,7 @@ def _print_summary(console, s: dict, ws: Workspace) -> None:
     for reason, n in s["rejected_by_reason"].items():
         t.add_row(f"  {reason}", str(n))
     for spk, v in s["speakers"].items():
-        t.add_row(f"speaker {spk}", f"{v['utterances']} utt, {v['hours'] * 60:.1f} min")
+        t.add_row(f"speaker {spk}", f"{v['utterances']} utt ({v['val']} val), {v['hours'] * 60:.1f} min")
     console.print(t)
     if s["rejected"]:
         console.print(f"rejected entries and reasons: {ws.rejected}")

@@ -3,6 +3,11 @@
 Messages, warnings and the summary table go to stderr, so `-o -` leaves stdout holding only the
 WAV bytes. Per utterance it reports the audio duration and the real-time factor
 RTF = compute time / audio duration (lower is faster; 0.1 = ten times faster than real time).
+
+With -i FILE a line that cannot be spoken (no symbol the voice knows, or a model that predicts no
+frames for it) is skipped with a message naming its line, id and reason; the other lines are
+written (a failed batch is redone line by line) and the summary counts the skipped ones. The exit
+code is non-zero only when no line at all could be written.
 """
 from __future__ import annotations
 
@@ -43,6 +48,37 @@ def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> li
     return written
 
 
+def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
+    """(results, [(id, line, reason)]) for one batch of (id, text, line) items.
+
+    The batch runs as one call; if it raises SynthesisError (a line with nothing speakable, or one
+    for which the model predicts no frames), its items are redone one by one, so only the bad
+    lines are lost. The warnings of a failed batch attempt are dropped: each retry warns for its line."""
+    from tts_cli.synthesis import SynthesisError
+
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = synth.synthesize_many([t for _, t, _ in batch], ids=[u for u, _, _ in batch], **controls)
+        except SynthesisError as e:
+            error = e
+    if error is None or len(batch) == 1:
+        for w in caught:  # replay through whatever shows warnings out here (one line on stderr)
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        if error is None:
+            return res, []
+        (uid, _, line), = batch
+        return [], [(uid, line, str(error))]
+    results, failed = [], []
+    for uid, text, line in batch:
+        try:
+            results += synth.synthesize_many([text], ids=[uid], **controls)
+        except SynthesisError as e:
+            failed.append((uid, line, str(e)))
+    return results, failed
+
+
 def synthesize_command(
     text: str | None,
     output: str = "tts_output.wav",
@@ -62,6 +98,7 @@ def synthesize_command(
     device: str | None = "auto",
     precision: str = "auto",
     batch_size: int = 16,
+    voice: str | None = None,
     console=None,
 ) -> list:
     """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
@@ -79,9 +116,13 @@ def synthesize_command(
     if text == "-":
         text = sys.stdin.read()
     with _plain_warnings(console):
-        model_path = resolve_model(model, run)
+        model_path = resolve_model(model, run, voice)
         synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size)
-        console.print(f"[bold]voice[/] {model_path} · vocoder {synth.vocoder.describe()}", highlight=False)
+        from tts_cli.voices import voice_of
+
+        bundled = voice_of(model_path)
+        shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
+        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}", highlight=False)
         if synth.vocoder.name == "griffin-lim" and vocoder is None:
             console.print("[dim]no --vocoder given: Griffin-Lim (robotic); train one with "
                           "`tts train --model hifigan WORK --out RUN`[/]", highlight=False)
@@ -103,27 +144,26 @@ def synthesize_command(
             extra = _save_extras(stem, result, save_mel, save_durations)
             rows.append(("1", result, where + "".join(f", {p}" for p in extra)))
         else:
-            items = read_input_file(input_file)
+            items = read_input_file(input_file, with_lines=True)
             if not items:
                 raise SynthesisError(f"{input_file}: no lines to synthesise")
             out_dir = Path(output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
+            from rich.markup import escape
             from rich.progress import Progress
 
+            synth.synthesize_many([], **controls)  # bad controls (speaker, speed, text type) fail once, here
+
+            skipped: list[tuple[str, int, str]] = []  # (id, line, reason)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("synthesize", total=len(items))
-                for b in range(0, len(items), batch_size):
-                    batch = items[b:b + batch_size]
-                    try:
-                        res = synth.synthesize_many([t for _, t in batch], ids=[u for u, _ in batch], **controls)
-                    except SynthesisError:  # one bad line must not sink the batch: go one by one
-                        res = []
-                        for uid, t in batch:
-                            try:
-                                res += synth.synthesize_many([t], ids=[uid], **controls)
-                            except SynthesisError as e1:
-                                console.print(f"[red]{input_file}: {uid}: {e1}[/]", highlight=False)
-                        del e
+                for b in range(0, len(items), max(1, batch_size)):
+                    batch = items[b:b + max(1, batch_size)]
+                    res, failed = _synthesize_batch(synth, batch, controls)
+                    for uid, line, reason in failed:
+                        console.print(f"[red]skipped[/] {escape(f'{input_file}:{line} ({uid}): {reason}')}",
+                                      highlight=False)
+                    skipped += failed
                     for r in res:
                         path = write_wav(out_dir / f"{r.id}.wav", r.wav, r.sample_rate)
                         extra = _save_extras(out_dir / r.id, r, save_mel, save_durations)
@@ -135,9 +175,14 @@ def synthesize_command(
             table.add_column(col, justify="right" if col in ("audio s", "compute s", "RTF") else "left")
         for uid, r, where in rows:
             table.add_row(uid, f"{r.seconds:.2f}", f"{r.compute_s:.3f}", f"{r.rtf:.3f}", where)
-        console.print(table)
-        if input_file is not None and len(results) < len(items):
-            raise SynthesisError(f"{len(items) - len(results)} of {len(items)} lines failed (see above)")
+        if rows:
+            console.print(table)
+        if input_file is not None:
+            console.print(escape(f"{len(results)} of {len(items)} lines written to {out_dir}"
+                                 + (f", {len(skipped)} skipped: " + ", ".join(f"{u} (line {n})" for u, n, _ in skipped)
+                                    if skipped else "")), highlight=False)
+            if not results:  # skipped lines are reported above; only an all-failed file is an error
+                raise SynthesisError(f"all {len(items)} lines of {input_file} failed (reasons above)")
     return results
 
 

@@ -32,6 +32,21 @@ def resolve_config(config: str | Path | dict | None) -> dict:
     return load_train_config(config, PRESETS, default="v1", presets_label="HiFi-GAN presets")
 
 
+def train_section(cfg: dict, batch_size: int | None = None, **overrides):
+    """(mel folder, HiFiGANTaskSettings, TrainSettings) from a resolved config's `train:` section
+    over the HiFi-GAN loop defaults, plus command-line values (None = not given). A key that
+    neither the task nor the loop reads is refused (TrainConfigError)."""
+    from tts_cli.training.hifigan_task import TRAIN_DEFAULTS, HiFiGANTaskSettings
+    from tts_cli.training.run import train_settings
+
+    train_dict = {**TRAIN_DEFAULTS, **dict(cfg.get("train") or {})}
+    mel_dir = train_dict.pop("mels", "mels")
+    task_settings = HiFiGANTaskSettings.pop_from(train_dict)
+    if batch_size:
+        task_settings.batch_size = int(batch_size)
+    return mel_dir, task_settings, train_settings(train_dict, **overrides)
+
+
 # ----------------------------------------------------------------------------- GTA mels
 
 def write_gta_mels(work: str | Path, fastpitch_ckpt: str | Path, device: str | None = None, batch_size: int = 16,
@@ -125,11 +140,9 @@ def train_hifigan(
     from tts_cli.config import audio_config, deep_merge
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
     from tts_cli.training.data import BucketBatchSampler
-    from tts_cli.training.hifigan_task import (TRAIN_DEFAULTS, EpochAwareSampler, HiFiGANTask, HiFiGANTaskSettings,
-                                               VocoderDataset, collate_vocoder)
+    from tts_cli.training.hifigan_task import EpochAwareSampler, HiFiGANTask, VocoderDataset, collate_vocoder
     from tts_cli.training.loop import resolve_amp, seed_everything
-    from tts_cli.training.run import (TrainConfigError, distributed_run, fit, open_run, train_settings,
-                                      write_run_config)
+    from tts_cli.training.run import TrainConfigError, distributed_run, fit, open_run, write_run_config
 
     console = console or Console(stderr=True)
     with distributed_run(device) as (dist_info, dev):
@@ -138,19 +151,21 @@ def train_hifigan(
         cfg, resume_ckpt = open_run(run, "hifigan", config, resolve_config, resume, init_from, dist_info.is_main)
         if resume_ckpt is not None:
             gta = None  # the saved config says which mels the run uses
+        elif init_from:  # `bundled` / `bundled:<name>`: a bundled voice's vocoder
+            from tts_cli.voices import VoiceError, resolve_init_from
+
+            try:
+                init_from = resolve_init_from(init_from, "vocoder")
+            except VoiceError as e:
+                raise TrainConfigError(str(e)) from None
 
         work_cfg = ws.load_config() if ws.config.exists() else {}
         audio = dict(work_cfg.get("audio") or {})
         audio_cfg = audio_config({"audio": audio})
 
         # ---- settings
-        train_dict = {**TRAIN_DEFAULTS, **dict(cfg["train"])}
-        mel_dir = train_dict.pop("mels", "mels")
-        task_settings = HiFiGANTaskSettings.pop_from(train_dict)
-        if batch_size:
-            task_settings.batch_size = int(batch_size)
-        settings = train_settings(train_dict, steps=steps, lr=lr, compile=compile, num_workers=num_workers,
-                                  seed=seed, amp=amp)
+        mel_dir, task_settings, settings = train_section(cfg, batch_size=batch_size, steps=steps, lr=lr,
+                                                         compile=compile, num_workers=num_workers, seed=seed, amp=amp)
 
         # ---- GTA mels (vocoder matching)
         if gta:
@@ -272,4 +287,4 @@ def _init_from(generator, path, audio: dict, width: float, console):
     return generator, discriminators
 
 
-__all__ = ["train_hifigan", "write_gta_mels", "resolve_config"]
+__all__ = ["train_hifigan", "write_gta_mels", "resolve_config", "train_section"]
