@@ -13,8 +13,11 @@ The machine is shared: the CPU time other processes used during the run is print
 while it is high are slower than the machine can do.
 
     .venv/bin/python benchmarks/synthesis.py [--reps 5] [--threads 1 2] [--quick]
+    .venv/bin/python benchmarks/synthesis.py --voice es_base     # a bundled voice, as shipped
 
-The last line is the FastPitch base + HiFi-GAN V3 figure at the highest thread count.
+The last line is the FastPitch base + HiFi-GAN V3 figure at the highest thread count, or with
+--voice the bundled voice's own RTF (its weights, its predicted durations, its vocoder; baseline in
+the same run: untrained `tiny` + Griffin-Lim with fixed durations on the same text).
 """
 from __future__ import annotations
 
@@ -147,19 +150,23 @@ def foreign_cores(busy0: int, own0: float, wall: float) -> float:
     return max(0.0, (cpu_busy_jiffies() - busy0) / hz - (own_cpu_s() - own0)) / max(wall, 1e-3)
 
 
-def time_rtf(synth, reps: int, min_time: float, max_foreign: float = 0.15, patience_s: float = 120.0):
+def time_rtf(synth, reps: int, min_time: float, max_foreign: float = 0.15, patience_s: float = 120.0,
+             frames_per_symbol: float | None = FRAMES_PER_SYMBOL, speaker: str | None = None):
     """(median RTF, audio seconds, discarded reps) after two warm-ups.
 
     A rep during which other processes used more than `max_foreign` cores is discarded and redone
     (on 2 shared cores a neighbour slows a 2-thread run 2-20x); after `patience_s` of retries the
     noisy reps are kept and counted."""
+    kw = {"frames_per_symbol": frames_per_symbol} if frames_per_symbol else {}
+    if speaker is not None:
+        kw["speaker"] = speaker
     for _ in range(2):
-        r = synth.synthesize(TEXT, frames_per_symbol=FRAMES_PER_SYMBOL)
+        r = synth.synthesize(TEXT, **kw)
     times, discarded = [], 0
     t_all = time.perf_counter()
     while len(times) < reps or (time.perf_counter() - t_all < min_time and len(times) < 50):
         busy0, own0, t0 = cpu_busy_jiffies(), own_cpu_s(), time.perf_counter()
-        r = synth.synthesize(TEXT, frames_per_symbol=FRAMES_PER_SYMBOL)
+        r = synth.synthesize(TEXT, **kw)
         dt = time.perf_counter() - t0
         # (below 0.2 s the 10 ms jiffy resolution cannot tell; such reps are short enough to trust)
         if dt > 0.2 and foreign_cores(busy0, own0, dt) > max_foreign and time.perf_counter() - t_all < patience_s:
@@ -170,13 +177,45 @@ def time_rtf(synth, reps: int, min_time: float, max_foreign: float = 0.15, patie
     return statistics.median(times) / r.seconds, r.seconds, discarded
 
 
+def bench_voice(args, target: float = 0.05) -> None:
+    """RTF of a bundled voice as `tts synthesize --voice` runs it, per speaker and thread count."""
+    import torch
+
+    from tts_cli.synthesis import Synthesizer
+    from tts_cli.voices import get_voice
+
+    voice = get_voice(args.voice)
+    vocoder = str(voice.vocoder_path) if voice.vocoder_path else "griffin-lim"
+    synth = Synthesizer(str(voice.acoustic_path), vocoder=vocoder, device="cpu")
+    base = Synthesizer(fastpitch_ckpt("tiny"), vocoder=make_vocoder("griffin-lim", "-"), device="cpu")
+    print(f"torch {torch.__version__}, {cpu_model()}, {os.cpu_count()} CPUs; voice {voice.name} "
+          f"({voice.path}), vocoder {synth.vocoder.describe()}; text {len(TEXT)} chars")
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rtf0, secs0, _ = time_rtf(base, args.reps, args.min_time)
+        print(f"{threads}T  baseline untrained tiny + griffin-lim, fixed durations: RTF {rtf0:.4f} ({secs0:.2f} s)")
+        for spk in voice.speakers or [None]:
+            rtf, secs, discarded = time_rtf(synth, args.reps, args.min_time, frames_per_symbol=None, speaker=spk)
+            print(f"{threads}T  {voice.name} speaker {spk}: RTF {rtf:.4f} ({secs:.2f} s audio"
+                  f"{f'; {discarded} noisy reps redone' if discarded else ''})", flush=True)
+            rows.append((threads, rtf))
+    top = max(args.threads)
+    result = max(r for t, r in rows if t == top)  # the slower speaker
+    print(f"bundled voice {voice.name}, {top} threads: RTF {result:.4f} (target <= {target}: "
+          f"{'met' if result <= target else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per configuration (at least)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="2 reps, 2 threads only, base model only")
+    ap.add_argument("--voice", help="time this bundled voice (tts voices) instead of the untrained grid")
     args = ap.parse_args()
+    if args.voice:
+        return bench_voice(args)
     import torch
 
     from tts_cli.synthesis import Synthesizer
