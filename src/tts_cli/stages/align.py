@@ -615,16 +615,21 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
 
 
 def _print_summary(console, ws: Workspace, s: dict) -> None:
+    print_summary_table(console, f"tts align: {ws.root}", s, [
+        ("utterances in manifest", "utterances"), ("durations written", "extracted"), ("durations kept", "kept"),
+        ("skipped (bad input)", "skipped"), ("flagged (align_report.jsonl)", "flagged"),
+        ("training steps run", "trained_steps"), ("forward-sum loss", "final_loss"),
+        ("mean attention confidence", "mean_confidence"), ("time (s)", "seconds")])
+
+
+def print_summary_table(console, title: str, s: dict, items: list[tuple[str, str]]) -> None:
+    """The end-of-stage table: one row per (label, key of `s`); floats with 3 decimals, None as '-'."""
     from rich.table import Table
 
-    table = Table(title=f"tts align: {ws.root}")
+    table = Table(title=title)
     table.add_column("item")
     table.add_column("value", justify="right")
-    for label, key in [("utterances in manifest", "utterances"), ("durations written", "extracted"),
-                       ("durations kept", "kept"), ("skipped (bad input)", "skipped"),
-                       ("flagged (align_report.jsonl)", "flagged"), ("training steps run", "trained_steps"),
-                       ("forward-sum loss", "final_loss"), ("mean attention confidence", "mean_confidence"),
-                       ("time (s)", "seconds")]:
+    for label, key in items:
         v = s.get(key)
         table.add_row(label, "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
     console.print(table)

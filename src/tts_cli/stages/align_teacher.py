@@ -438,18 +438,13 @@ def _merge_report(ws: Workspace, rows: list[dict], leftovers: set) -> list[dict]
 
 
 def _print_summary(console, ws: Workspace, s: dict) -> None:
-    from rich.table import Table
+    from .align import print_summary_table
 
-    table = Table(title=f"tts align --from-teacher: {ws.root}")
-    table.add_column("item")
-    table.add_column("value", justify="right")
-    for label, key in [("utterances in manifest", "utterances"), ("teacher rows found", "teacher_rows"),
-                       ("tokens identical", "exact"), ("tokens equivalent (tie letters, punctuation)", "equivalent"),
-                       ("tokens approximate (flagged)", "approximate"), ("durations written", "written"),
-                       ("durations kept (unchanged)", "kept"), ("no teacher durations", "no_teacher"),
-                       ("  of which aligned now by the learned aligner", "learned"),
-                       ("  of which without durations", "missing"), ("report rows (align_report.jsonl)", "flagged"),
-                       ("time (s)", "seconds")]:
-        v = s.get(key)
-        table.add_row(label, "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
-    console.print(table)
+    print_summary_table(console, f"tts align --from-teacher: {ws.root}", s, [
+        ("utterances in manifest", "utterances"), ("teacher rows found", "teacher_rows"),
+        ("tokens identical", "exact"), ("tokens equivalent (tie letters, punctuation)", "equivalent"),
+        ("tokens approximate (flagged)", "approximate"), ("durations written", "written"),
+        ("durations kept (unchanged)", "kept"), ("no teacher durations", "no_teacher"),
+        ("  of which aligned now by the learned aligner", "learned"),
+        ("  of which without durations", "missing"), ("report rows (align_report.jsonl)", "flagged"),
+        ("time (s)", "seconds")])
