@@ -124,7 +124,8 @@ def synthesize_command(
         shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
         console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}", highlight=False)
         if synth.vocoder.name == "griffin-lim" and vocoder is None:
-            console.print("[dim]no --vocoder given: Griffin-Lim (robotic); train one with "
+            why = f"voice {bundled.name} ships without a HiFi-GAN" if bundled else "no --vocoder given"
+            console.print(f"[dim]{why}: Griffin-Lim (robotic); train one with "
                           "`tts train --model hifigan WORK --out RUN`[/]", highlight=False)
         controls = dict(speaker=speaker, speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale,
                         energy_scale=energy_scale, text_type=text_type)
