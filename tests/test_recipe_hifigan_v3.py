@@ -65,3 +65,13 @@ def test_cli_train_hifigan_config_hifigan_v3_uses_the_recipe(tmp_path, monkeypat
     saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     assert saved["model_type"] == "hifigan" and saved["model"]["upsample_rates"] == [8, 8, 4]
     assert saved["train"]["keep_last"] == 1 and saved["train"]["lr_decay"] == 0.999
+
+
+@pytest.mark.parametrize("config", ["hifigan_v3", "v3"])
+def test_a_vocoder_config_without_model_hifigan_says_what_to_add(config):
+    from tts_cli.stages.train import resolve_config
+    from tts_cli.training.run import TrainConfigError
+
+    with pytest.raises(TrainConfigError, match="--model hifigan"):
+        resolve_config(config)
+    assert resolve_config("tiny")["model"]["preset"] == "tiny"  # FastPitch presets still resolve

@@ -33,8 +33,15 @@ log = logging.getLogger("tts_cli.train")
 def resolve_config(config: str | Path | dict | None) -> dict:
     """{model: {...}, train: {...}, ...} from a preset name, a recipe or a dict."""
     from tts_cli.models.fastpitch import PRESETS
+    from tts_cli.models.hifigan import PRESETS as VOCODER_PRESETS
 
-    return load_train_config(config, PRESETS, default="base")
+    if isinstance(config, str) and config.lower() in VOCODER_PRESETS:
+        raise TrainConfigError(f"--config {config} is a HiFi-GAN preset: add --model hifigan")
+    cfg = load_train_config(config, PRESETS, default="base")
+    if str(cfg["model"].get("preset", "")).lower() in VOCODER_PRESETS:
+        raise TrainConfigError(f"--config {config}: a HiFi-GAN recipe (model preset {cfg['model']['preset']!r}): "
+                               "add --model hifigan")
+    return cfg
 
 
 def _checkpoint_meta(ws: Workspace, model_cfg: dict, symbols: list[str], speakers: dict[str, int],
