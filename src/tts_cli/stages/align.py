@@ -72,6 +72,16 @@ class AlignConfig:
     min_confidence: float = 0.5  # mean soft probability along the hard path
 
 
+def workspace_config(ws: Workspace, config: str | Path | dict | None) -> dict:
+    """The workspace's resolved settings with a recipe (name, path or dict) laid over them."""
+    from ..config import deep_merge, load_config
+
+    base = ws.load_config() if ws.config.exists() else {}
+    if isinstance(config, dict):
+        return deep_merge(base, config)
+    return load_config(config, base=base) if config else base
+
+
 def align_config(cfg: dict | None) -> AlignConfig:
     section = dict((cfg or {}).get("align") or {})
     known = {f.name for f in fields(AlignConfig)}
@@ -539,18 +549,14 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     import torch
     from rich.console import Console
 
-    from ..config import deep_merge, dump_yaml, load_config
+    from ..config import dump_yaml
 
     console = console or Console(stderr=True)
     ws = Workspace(work)
     _MEL_CACHE.clear()  # mels may have been rewritten since an earlier call in this process
     rows = ws.load_manifest()
     symbols = ws.load_symbols()
-    base = ws.load_config() if ws.config.exists() else {}
-    if isinstance(config, dict):
-        cfg_all = deep_merge(base, config)
-    else:
-        cfg_all = load_config(config, base=base) if config else base
+    cfg_all = workspace_config(ws, config)
     cfg = align_config(cfg_all)
     if steps is not None:
         cfg.steps = int(steps)

@@ -311,8 +311,8 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..config import audio_config, deep_merge, dump_yaml, load_config
-    from .align import align_config
+    from ..config import audio_config, dump_yaml
+    from .align import align_config, workspace_config
 
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
@@ -323,11 +323,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     ws = Workspace(work)
     rows = ws.load_manifest()
     table = set(ws.load_symbols())
-    base = ws.load_config() if ws.config.exists() else {}
-    if isinstance(config, dict):
-        cfg_all = deep_merge(base, config)
-    else:
-        cfg_all = load_config(config, base=base) if config else base
+    cfg_all = workspace_config(ws, config)
     audio = audio_config(cfg_all)
     sample_rate, hop = int(audio.sample_rate), int(audio.hop_length)
     plots = align_config(cfg_all).plots
