@@ -302,3 +302,14 @@ def _batch():
         "energy": torch.rand(B, T), "speakers": torch.zeros(B, dtype=torch.long),
         "durations": torch.full((B, N), 3),
     }
+
+
+def test_require_kind_names_the_place_and_hints_only_for_a_vocoder():
+    from tts_cli.checkpoints import CheckpointError, require_kind
+
+    ckpt = {"kind": "fastpitch"}
+    assert require_kind(ckpt, "fastpitch", "x.pt") is ckpt
+    with pytest.raises(CheckpointError, match=r"^g\.pt: a 'hifigan' checkpoint, not FastPitch \(use --vocoder\)$"):
+        require_kind({"kind": "hifigan"}, "fastpitch", "g.pt", "use --vocoder")
+    with pytest.raises(CheckpointError, match=r"^y\.pt: a None checkpoint, not FastPitch$"):
+        require_kind({}, "fastpitch", "y.pt", "use --vocoder")

@@ -154,6 +154,16 @@ def save_checkpoint(
     return atomic_torch_save(path, ckpt)
 
 
+def require_kind(ckpt: dict, kind: str, where: Any, hint: str = "") -> dict:
+    """`ckpt` if it is a `kind` checkpoint ("fastpitch", "hifigan"), else CheckpointError naming
+    `where` (file or option) and what it is; `hint` says what to do with the other kind."""
+    if ckpt.get("kind") != kind:
+        got = ckpt.get("kind")
+        raise CheckpointError(f"{where}: a {got!r} checkpoint, not {'FastPitch' if kind == 'fastpitch' else kind}"
+                              + (f" ({hint})" if hint and got == "hifigan" else ""))
+    return ckpt
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     *,
@@ -584,8 +594,7 @@ def build_fastpitch(ckpt: dict, *, aligner: bool | None = None, strict: bool = T
     `aligner=False` drops the training-only aligner (its weights are then ignored)."""
     from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
 
-    if ckpt.get("kind") != "fastpitch":
-        raise CheckpointError(f"expected a fastpitch checkpoint, got kind {ckpt.get('kind')!r}")
+    require_kind(ckpt, "fastpitch", "build_fastpitch")
     cfg = FastPitchConfig.from_dict(dict(ckpt["config"]))
     if aligner is not None:
         cfg.aligner = aligner

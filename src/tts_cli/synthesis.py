@@ -267,16 +267,11 @@ class Synthesizer:
 
         self.device = resolve_device(device)
         self.model_path = None if isinstance(model, dict) else Path(model)
-        if isinstance(model, dict):
-            ckpt = model
-        else:
-            try:
-                ckpt = checkpoints.load_checkpoint(model)
-            except checkpoints.CheckpointError as e:
-                raise SynthesisError(str(e)) from None
-        if ckpt.get("kind") != "fastpitch":
-            raise SynthesisError(f"{self.model_path or 'model'}: a {ckpt.get('kind')!r} checkpoint, not a FastPitch "
-                                 "voice" + ("; pass it as --vocoder" if ckpt.get("kind") == "hifigan" else ""))
+        try:
+            ckpt = model if isinstance(model, dict) else checkpoints.load_checkpoint(model)
+            checkpoints.require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
+        except checkpoints.CheckpointError as e:
+            raise SynthesisError(str(e)) from None
         self.ckpt = ckpt
         self.model = checkpoints.build_fastpitch(ckpt, aligner=False).eval().to(self.device)
         for p in self.model.parameters():

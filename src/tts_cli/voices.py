@@ -430,7 +430,7 @@ def export_voice(
     from rich.console import Console
     from rich.table import Table
 
-    from tts_cli.checkpoints import CheckpointError, load_checkpoint
+    from tts_cli.checkpoints import CheckpointError, load_checkpoint, require_kind
     from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json
 
     console = console or Console(stderr=True)
@@ -446,12 +446,9 @@ def export_voice(
 
     acoustic_src = resolve_checkpoint(acoustic_ckpt)
     try:
-        ckpt = load_checkpoint(acoustic_src)
+        ckpt = require_kind(load_checkpoint(acoustic_src), "fastpitch", acoustic_src, "pass it as the vocoder")
     except CheckpointError as e:
         raise VoiceError(str(e)) from None
-    if ckpt.get("kind") != "fastpitch":
-        raise VoiceError(f"{acoustic_src}: a {ckpt.get('kind')!r} checkpoint, not FastPitch"
-                         + ("; pass it as the vocoder" if ckpt.get("kind") == "hifigan" else ""))
     acoustic, acoustic_info = _acoustic_payload(ckpt, fp16, keep_aligner)
     vocoder = vocoder_info = vocoder_src = None
     if vocoder_ckpt is not None and str(vocoder_ckpt).lower() not in ("griffin-lim", "griffinlim", "gl"):

@@ -107,12 +107,10 @@ def _init_checkpoint(init_from, recipe_init, console, is_main: bool) -> tuple[Pa
     if path is None:
         return None, None
     try:
-        ckpt = checkpoints.load_checkpoint(path)
+        ckpt = checkpoints.require_kind(checkpoints.load_checkpoint(path), "fastpitch", f"--init-from {path}",
+                                        "vocoders: tts train --model hifigan")
     except checkpoints.CheckpointError as e:
         raise TrainConfigError(str(e)) from None
-    if ckpt.get("kind") != "fastpitch":
-        raise TrainConfigError(f"--init-from {path}: a {ckpt.get('kind')!r} checkpoint, not FastPitch"
-                               + (" (vocoders: tts train --model hifigan)" if ckpt.get("kind") == "hifigan" else ""))
     if is_main and str(spec) != str(path):
         console.print(f"[bold]init from[/] {spec} = {path}", highlight=False)
     return path, ckpt

@@ -65,11 +65,10 @@ def write_gta_mels(work: str | Path, fastpitch_ckpt: str | Path, device: str | N
 
     ws = work if isinstance(work, Workspace) else Workspace(work)
     try:
-        ckpt = checkpoints.load_checkpoint(fastpitch_ckpt)
+        ckpt = checkpoints.require_kind(checkpoints.load_checkpoint(fastpitch_ckpt), "fastpitch",
+                                        f"--gta {fastpitch_ckpt}")
     except checkpoints.CheckpointError as e:
         raise WorkspaceError(str(e)) from None
-    if ckpt.get("kind") != "fastpitch":
-        raise WorkspaceError(f"{fastpitch_ckpt}: --gta needs a FastPitch checkpoint, got kind {ckpt.get('kind')!r}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = checkpoints.build_fastpitch(ckpt).eval().to(dev)
     alignment = model.config.alignment
