@@ -46,6 +46,10 @@ class DataConfig:
     val_fraction: float = 0.02
     max_val: int = 100
     min_val: int = 1
+    # small corpora: at least this much validation audio, taking no more than val_max_fraction of
+    # the utterances (0 = off): 3-5 clips cannot tell a better checkpoint from a worse one
+    val_seconds: float = 60.0
+    val_max_fraction: float = 0.1
     seed: int = 1234
 
 

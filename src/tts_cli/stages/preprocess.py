@@ -7,9 +7,11 @@ a re-run only redoes what changed and yields an identical workspace.
 
 SPLIT RULE (train/val). Utterances are ranked once by a seeded hash of their id (data.seed); an
 utterance's rank depends on nothing else (not the rest of the corpus, not the input order).
-1. Corpus-wide pick, the original rule: the first n_val = clamp(round(n * val_fraction), min_val,
-   max_val) utterances of that order (at most n - 1). In expectation every speaker gets its
-   proportional share of it.
+1. Corpus-wide pick: the first n_val = clamp(max(round(n * val_fraction), k_seconds), min_val,
+   max_val) utterances of that order (at most n - 1), where k_seconds is how many it takes to hold
+   val_seconds of audio, capped at val_max_fraction of the corpus (so a 10-minute corpus gets ~1
+   minute of validation audio, enough to rank checkpoints, and a large one keeps its 2 %). In
+   expectation every speaker gets its proportional share of it.
 2. Per-speaker guarantee: every speaker with at least MIN_SPEAKER_UTTS_FOR_VAL (5) utterances also
    has its first min_val utterances of the same order in val, so a small speaker that the pick
    happened to miss is still validated. A smaller speaker keeps everything for training (one
@@ -326,9 +328,10 @@ def _split_rank(seed: int, uid: str) -> str:
 def _assign_split(rows: list[dict], dcfg) -> None:
     """A small deterministic validation split with every speaker in it (the SPLIT RULE above)."""
     n = len(rows)
-    n_val = min(dcfg.max_val, max(dcfg.min_val, round(n * dcfg.val_fraction)))
-    n_val = min(n_val, n - 1) if n > 1 else 0
     ranked = sorted(rows, key=lambda r: _split_rank(dcfg.seed, r["id"]))
+    n_val = max(round(n * dcfg.val_fraction), _n_for_seconds(ranked, dcfg))
+    n_val = min(dcfg.max_val, max(dcfg.min_val, n_val))
+    n_val = min(n_val, n - 1) if n > 1 else 0
     val_ids = {r["id"] for r in ranked[:n_val]}  # the corpus-wide pick
     by_speaker: dict[str, list[dict]] = defaultdict(list)
     for r in ranked:  # each speaker's list keeps the hash order
@@ -337,6 +340,21 @@ def _assign_split(rows: list[dict], dcfg) -> None:
         val_ids.update(r["id"] for r in spk_rows[:speaker_val_guarantee(len(spk_rows), dcfg)])
     for r in rows:
         r["split"] = "val" if r["id"] in val_ids else "train"
+
+
+def _n_for_seconds(ranked: list[dict], dcfg) -> int:
+    """Utterances (in hash order) needed for `val_seconds` of validation audio, at most
+    `val_max_fraction` of the corpus: on 10 minutes of data, 2 % is 3-5 clips, too few to tell a
+    better checkpoint from a worse one. 0 where durations are unknown."""
+    if dcfg.val_seconds <= 0 or not any(r.get("duration_s") for r in ranked):
+        return 0
+    cap = int(len(ranked) * dcfg.val_max_fraction)
+    total = 0.0
+    for k, r in enumerate(ranked[:cap], 1):
+        total += float(r.get("duration_s") or 0.0)
+        if total >= dcfg.val_seconds:
+            return k
+    return cap
 
 
 def speaker_val_guarantee(n_speaker: int, dcfg) -> int:

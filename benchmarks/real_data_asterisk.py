@@ -1,0 +1,131 @@
+"""Build a real-speaker development corpus from Debian's Asterisk English prompts.
+
+One real female speaker (Allison Smith / Digium, CC-BY-SA-3.0), ~568 IVR prompts, ~25 min,
+G.722 at 16 kHz. Audio is never committed: this script rebuilds it.
+
+    python benchmarks/real_data_asterisk.py --out real_en [--train-minutes 12.8] [--test 19]
+
+Needs `apt-get` (Debian) and the PyPI package `G722` (pip install G722). Writes
+  OUT/train/metadata.csv + wavs/   (LJSpeech layout: `tts preprocess OUT/train`)
+  OUT/test.csv                     (`id|text|path`: held-out prompts for synthesize -i / evaluate)
+  OUT/test_wavs/                   (their real recordings, the reference for CER/MCD)
+The split is deterministic (sorted keys, every k-th prompt held out), sized like the Spanish
+acceptance set (152 clips / 12.8 min train, 19 held out) unless told otherwise.
+
+The SPANISH prompts of the same speaker are kept back as a hidden acceptance set: this
+script never touches them.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+PACKAGES = ("asterisk-core-sounds-en=1.6.1-1", "asterisk-core-sounds-en-g722=1.6.1-1")
+SR = 16000
+
+
+def fetch_debs(cache: Path) -> Path:
+    """Download and unpack the two Debian packages into cache/x (once)."""
+    root = cache / "x"
+    if (root / "usr").exists():
+        return root
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", *PACKAGES], cwd=cache, check=True)
+    for deb in sorted(cache.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def read_transcripts(root: Path) -> dict[str, str]:
+    path = root / "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+    out = {}
+    for line in gzip.open(path, "rt", encoding="utf-8", errors="replace"):
+        if line.startswith(";") or ":" not in line:
+            continue
+        key, text = line.split(":", 1)
+        text = text.strip()
+        # tones and notes ("[this is a simple beep tone]"), spelled-out single letters and
+        # ellipses of cut-off prompts are not read sentences
+        if not text or "[" in text or "(" in text or len(re.sub(r"[^A-Za-z]", "", text)) < 4:
+            continue
+        out[key.strip()] = text
+    return out
+
+
+def decode_g722(path: Path) -> np.ndarray:
+    import G722  # PyPI G722: a C G.722 decoder
+    pcm = G722.G722(SR, 64000).decode(path.read_bytes())
+    return np.asarray(pcm, dtype=np.float32) / 32768.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asterisk-en-debs")
+    ap.add_argument("--train-minutes", type=float, default=12.8, help="0 = every prompt not held out")
+    ap.add_argument("--test", type=int, default=19, help="held-out prompts")
+    args = ap.parse_args(argv)
+
+    root = fetch_debs(args.cache)
+    sounds = root / "usr/share/asterisk/sounds/en_US_f_Allison"
+    texts = read_transcripts(root)
+    clips = []
+    for key in sorted(texts):
+        src = sounds / f"{key}.g722"
+        if not src.exists():
+            continue
+        wav = decode_g722(src)
+        if len(wav) < SR * 0.5:
+            continue
+        clips.append((key, texts[key], wav))
+    if len(clips) < args.test + 10:
+        print(f"only {len(clips)} usable prompts found under {sounds}", file=sys.stderr)
+        return 1
+    # held out: sentences (>= 25 characters: CER on "Thank you." says little), evenly spread
+    # over the sorted keys, so every prompt family is represented
+    sentences = [i for i, c in enumerate(clips) if len(c[1]) >= 25]
+    step = len(sentences) / args.test
+    test_idx = {sentences[int(i * step + step / 2)] for i in range(args.test)}
+    test = [c for i, c in enumerate(clips) if i in test_idx]
+    pool = [c for i, c in enumerate(clips) if i not in test_idx]
+    if args.train_minutes > 0:
+        # a deterministic, spread-out subset of the right total length
+        rng = np.random.default_rng(0)
+        order = rng.permutation(len(pool))
+        chosen, total = [], 0.0
+        for i in order:
+            if total >= args.train_minutes * 60:
+                break
+            chosen.append(i)
+            total += len(pool[i][2]) / SR
+        pool = [pool[i] for i in sorted(chosen)]
+
+    train_dir = args.out / "train"
+    (train_dir / "wavs").mkdir(parents=True, exist_ok=True)
+    (args.out / "test_wavs").mkdir(parents=True, exist_ok=True)
+    name = lambda key: key.replace("/", "_")  # noqa: E731 - digits/1 -> digits_1
+    with open(train_dir / "metadata.csv", "w", encoding="utf-8") as f:
+        for key, text, wav in pool:
+            sf.write(train_dir / "wavs" / f"{name(key)}.wav", wav, SR, subtype="PCM_16")
+            f.write(f"{name(key)}|{text}|{text}\n")
+    with open(args.out / "test.csv", "w", encoding="utf-8") as f:
+        for key, text, wav in test:
+            path = args.out / "test_wavs" / f"{name(key)}.wav"
+            sf.write(path, wav, SR, subtype="PCM_16")
+            f.write(f"{name(key)}|{text}|{path.resolve()}\n")
+    minutes = sum(len(c[2]) for c in pool) / SR / 60
+    print(f"train: {len(pool)} clips, {minutes:.1f} min -> {train_dir}; "
+          f"held out: {len(test)} clips -> {args.out / 'test.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
