@@ -10,7 +10,9 @@ import copy
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+from .resources import RECIPES, resource_dir
+
+RECIPES_DIR = resource_dir(RECIPES)  # tts_cli/resources/recipes, inside the package
 
 
 @dataclass
@@ -57,7 +59,7 @@ def defaults() -> dict:
 
 
 def find_recipe(name_or_path: str | Path) -> Path:
-    """A recipe by path, or by name from recipes/ (`demo_es` -> recipes/demo_es.yaml)."""
+    """A recipe by path, or by name from the bundled recipes (`demo_es` -> RECIPES_DIR/demo_es.yaml)."""
     p = Path(name_or_path)
     if p.exists():
         return p

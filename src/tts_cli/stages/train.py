@@ -1,6 +1,6 @@
 """`tts train`: FastPitch on a workspace (durations from `tts align`, pitch from `tts extract-pitch`).
 
-Config = a preset name (`tiny`, `base`), a recipe (recipes/NAME.yaml or a path) or a dict, with
+Config = a preset name (`tiny`, `base`), a recipe (src/tts_cli/resources/recipes/NAME.yaml or a path) or a dict, with
 sections `model:` (FastPitchConfig fields or `preset:`) and `train:` (TrainSettings + loss weights
 and KL schedule). The resolved config is saved as RUN/config.yaml; `--resume` reads it back.
 

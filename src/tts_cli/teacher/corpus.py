@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tts_cli.resources import SENTENCES, resource_file
 from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
-DEFAULT_SENTENCES = Path(__file__).resolve().parents[3] / "data" / "teacher_sentences_es.txt"
+DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
 CORPUS_VERSION = 1
 # Settings that change the audio: a folder made with others is not resumed.
