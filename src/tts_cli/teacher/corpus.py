@@ -96,7 +96,10 @@ _TEACHER = None  # one per process (worker or main)
 def _init_worker(settings: dict) -> None:
     global _TEACHER
     from tts_cli.teacher import load_teacher
+    from tts_cli.workers import die_with_parent
 
+    if settings.get("parent_pid"):
+        die_with_parent(settings["parent_pid"])  # never outlive a killed `tts make-corpus`
     _TEACHER = load_teacher(settings["teacher"], voice=settings["voice"], speed=settings["speed"], threads=1,
                             sample_rate=settings["sample_rate"], language=settings["language"])
 
@@ -210,7 +213,7 @@ def _run_pool(folder: Path, settings: dict, todo: list[Sentence], workers: int, 
     # spawn: each worker builds its own onnxruntime session and espeak instance from scratch.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(settings,)) as pool:
+                             initargs=({**settings, "parent_pid": os.getpid()},)) as pool:
         queue, pending = list(reversed(todo)), set()
         try:
             while queue or pending:
