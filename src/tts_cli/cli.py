@@ -188,7 +188,7 @@ def train(
 @app.command()
 def synthesize(
     text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
-    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output WAV ('-' for stdout)."),
+    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
     run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
