@@ -83,7 +83,7 @@ def report(path: Path, language: str, reference: Path | None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file", type=Path)
-    ap.add_argument("--reference", type=Path, default=None, help="e.g. data/teacher_test_es.txt")
+    ap.add_argument("--reference", type=Path, default=None, help="e.g. src/tts_cli/resources/sentences/teacher_test_es.txt")
     ap.add_argument("--language", default="es")
     args = ap.parse_args(argv)
     report(args.file, args.language, args.reference)

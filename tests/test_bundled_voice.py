@@ -1,4 +1,4 @@
-"""The voice shipped in data/voices/es_base: present, small, licensed, safe to load, and it speaks
+"""The voice shipped in src/tts_cli/resources/voices/es_base: present, small, licensed, safe to load, and it speaks
 both of its speakers with their own pitch level with no model argument at all."""
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""recipes/hifigan_v3.yaml: `tts train --model hifigan --config hifigan_v3` finds it, and every value
+"""The bundled recipe hifigan_v3.yaml: `tts train --model hifigan --config hifigan_v3` finds it, and every value
 in it is one that HiFi-GAN training reads (the V3 generator, the reference optimizer, keep_last 1)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import yaml
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "hifigan_v3.yaml"
+from tts_cli.config import RECIPES_DIR
+
+RECIPE = RECIPES_DIR / "hifigan_v3.yaml"
 
 
 def test_the_recipe_resolves_by_name_and_every_train_key_is_read():

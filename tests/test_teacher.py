@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tts_cli.teacher import unavailable_reason
+from tts_cli.resources import resource_dir
 from tts_cli.teacher.corpus import CorpusError, make_corpus, plan_sentences, read_sentences
 from tts_cli.teacher.kokoro import (SPANISH_VOICES, STYLE_DIM, STYLE_ROWS, VOICES_DIR, kokoro_postprocess,
                                     load_vocab, load_voice, tokenize)
 
-REPO = Path(__file__).resolve().parents[1]
+SENTENCES = resource_dir("sentences")
 REASON = unavailable_reason("kokoro")
 needs_teacher = pytest.mark.skipif(REASON is not None, reason=f"[teacher] extra not installed: {REASON}")
 
@@ -37,13 +37,13 @@ def test_kokoro_postprocess_maps_tied_pairs_and_drops_ties():
 
 
 def test_sentence_files_ids_and_no_overlap():
-    train = [t for _, t in read_sentences(REPO / "data" / "teacher_sentences_es.txt")]
-    test = [t for _, t in read_sentences(REPO / "data" / "teacher_test_es.txt")]
-    sample = {t for _, t in read_sentences(REPO / "data" / "sentences_es.txt")}
+    train = [t for _, t in read_sentences(SENTENCES / "teacher_sentences_es.txt")]
+    test = [t for _, t in read_sentences(SENTENCES / "teacher_test_es.txt")]
+    sample = {t for _, t in read_sentences(SENTENCES / "sentences_es.txt")}
     assert len(train) >= 3000 and len(set(train)) == len(train)
     assert 90 <= len(test) <= 150 and len(set(test)) == len(test)
     assert not set(train) & set(test) and not (set(train) | set(test)) & sample
-    plan = plan_sentences(REPO / "data" / "teacher_test_es.txt", "em_alex", limit=3)
+    plan = plan_sentences(SENTENCES / "teacher_test_es.txt", "em_alex", limit=3)
     assert [s.utt_id for s in plan] == ["em_alex_00001", "em_alex_00002", "em_alex_00003"]
 
 

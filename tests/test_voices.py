@@ -53,7 +53,7 @@ def vocoder_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def voices_root(run_dir, vocoder_ckpt, tmp_path_factory):  # noqa: F811
-    """data/voices/ stand-in: the exported voice plus the teacher's folder (no voice.json)."""
+    """src/tts_cli/resources/voices/ stand-in: the exported voice plus the teacher's folder (no voice.json)."""
     root = tmp_path_factory.mktemp("voices")
     (root / "kokoro").mkdir()
     (root / "kokoro" / "vocab.json").write_text("{}", encoding="utf-8")

@@ -282,7 +282,51 @@ def save_wav(path: str | os.PathLike, wav: Any, sr: int) -> Path:
     return atomic_write_bytes(path, wav_bytes(wav, sr))
 
 
+# Output formats by file extension: WAV always (standard library); the others through soundfile,
+# when its libsndfile can write them (MP3 needs libsndfile >= 1.1).
+AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
+                 ".oga": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
+
+
+def audio_format(path: str | os.PathLike) -> tuple[str, str]:
+    """(format, subtype) that `save_audio` writes for this file name; AudioError naming the file
+    and the extensions there are, for an unknown extension or one this soundfile cannot write."""
+    suffix = Path(path).suffix.lower()
+    fmt = AUDIO_FORMATS.get(suffix)
+    if fmt is None:
+        raise AudioError(f"{path}: unknown audio file extension {suffix or '(none)'!r}; "
+                         f"use {', '.join(AUDIO_FORMATS)}")
+    if suffix != ".wav":
+        try:
+            import soundfile as sf
+
+            ok = fmt[1] in sf.available_subtypes(fmt[0])
+        except (ImportError, OSError):
+            ok = False
+        if not ok:
+            raise AudioError(f"{path}: this installation cannot write {fmt[0]} (soundfile / libsndfile lacks it); "
+                             "use .wav")
+    return fmt
+
+
+def save_audio(path: str | os.PathLike, wav: Any, sr: int) -> Path:
+    """Write mono audio atomically in the format its extension names (see AUDIO_FORMATS)."""
+    fmt, subtype = audio_format(path)
+    if fmt == "WAV":
+        return save_wav(path, wav, sr)
+    import soundfile as sf
+
+    from tts_cli.workspace import atomic_write_bytes
+
+    if hasattr(wav, "detach"):
+        wav = wav.detach().float().cpu().numpy()
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0), sr, format=fmt, subtype=subtype)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 __all__ = [
     "AudioError", "load_audio", "resample", "trim_silence", "peak_normalize", "num_frames",
     "mel_filterbank", "mel_spectrogram", "save_wav", "wav_bytes", "hz_to_mel", "mel_to_hz",
+    "AUDIO_FORMATS", "audio_format", "save_audio",
 ]

@@ -180,8 +180,15 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    obj = safe_torch_load(path, map_location)
+    return checkpoint_from_dict(obj, path, symbols=symbols, prefer_ema=prefer_ema)
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load(weights_only=True), with CheckpointError naming the file and saying why it is not
+    loadable in our words (never torch's advice to load it unsafely)."""
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types; all mean "not loadable"
         text = str(e)
         found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
@@ -191,8 +198,9 @@ def load_checkpoint(
                 "(weights_only=True) refuses; only tensors and plain values are allowed") from e
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         msg = detail.group(1).strip() if detail else (text.strip().splitlines() or [type(e).__name__])[0]
+        if "weights_only" in msg or "Weights only load failed" in msg:
+            msg = "safe loading (weights_only=True) refused it"
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({msg})") from e
-    return checkpoint_from_dict(obj, path, symbols=symbols, prefer_ema=prefer_ema)
 
 
 def checkpoint_from_dict(obj: Any, path: str | os.PathLike, *, symbols: Sequence[str] | None = None,
@@ -612,5 +620,5 @@ __all__ = [
     "FORMAT_VERSION", "KINDS", "CheckpointError", "save_checkpoint", "load_checkpoint", "is_nvidia_fastpitch",
     "from_nvidia_fastpitch", "nvidia_config_to_ours", "NVIDIA_SYMBOL_SETS", "NVIDIA_CONFIG_KEYS", "nvidia_to_ours",
     "ours_to_nvidia", "clean_state_dict", "float32_state", "init_from", "LoadReport", "LoadEntry", "espeak_version_warning",
-    "build_fastpitch",
+    "build_fastpitch", "safe_torch_load",
 ]

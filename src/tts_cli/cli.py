@@ -188,7 +188,7 @@ def train(
 @app.command()
 def synthesize(
     text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
-    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output WAV ('-' for stdout)."),
+    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
     run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
@@ -230,7 +230,7 @@ def synthesize(
 
 @app.command()
 def voices() -> None:
-    """List the bundled voices (data/voices/<name>/voice.json) and say which is the default."""
+    """List the bundled voices (tts_cli/resources/voices/<name>/voice.json, then $TTS_VOICES_DIR) and say which is the default."""
     from .voices import print_voices
 
     raise typer.Exit(print_voices())
@@ -241,7 +241,7 @@ def export_voice(
     model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint or `tts train` run folder (its best.pt, else last.pt)."),
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint or run folder (default: none, the voice uses Griffin-Lim)."),
     name: str = typer.Option(..., "--name", "-n", help="Voice name (the folder name; `tts synthesize --voice NAME`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Voices folder (e.g. data/voices): the voice goes to OUT/NAME/."),
+    out: Path = typer.Option(..., "--out", "-o", help="Voices folder (found by `tts voices` via TTS_VOICES_DIR, or src/tts_cli/resources/voices in a checkout): the voice goes to OUT/NAME/."),
     licence: str = typer.Option("NOASSERTION", "--licence", "--license", help="SPDX licence id of the voice (e.g. CC-BY-4.0, Apache-2.0)."),
     attribution: str = typer.Option("", "--attribution", help="Attribution text (data, teacher voice, authors)."),
     description: str = typer.Option("", "--description", help="One-line description."),
@@ -279,7 +279,7 @@ def make_corpus(
     out: Path = typer.Option(..., "--out", "-o", help="Corpus folder to write (LJSpeech layout)."),
     teacher: str = typer.Option("kokoro", "--teacher", help="Teacher voice engine (kokoro; needs the optional extra 'teacher')."),
     voice: str = typer.Option("ef_dora", "--voice", "-v", help="Teacher voice; several comma-separated give one sub-folder each (ef_dora, em_alex, em_santa)."),
-    sentences: Optional[Path] = typer.Option(None, "--sentences", "-s", help="Sentence file, one a line (default data/teacher_sentences_es.txt)."),
+    sentences: Optional[Path] = typer.Option(None, "--sentences", "-s", help="Sentence file, one a line (default: the bundled teacher_sentences_es.txt)."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes, one thread each (0 = all cores)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first K sentences."),
     speed: float = typer.Option(1.0, "--speed", help="Teacher speaking rate (0.85-0.9 is close to read speech)."),
@@ -324,7 +324,7 @@ def evaluate(
 
 @app.command()
 def doctor() -> None:
-    """Check the installation: Python, torch, espeak-ng, phonemizer, librosa, CUDA."""
+    """Check the installation: Python, torch, espeak-ng, phonemizer, librosa, CUDA, bundled voices and recipes."""
     from .doctor import run_doctor
 
     raise typer.Exit(0 if run_doctor() else 1)

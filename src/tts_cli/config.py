@@ -10,7 +10,9 @@ import copy
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+from .resources import RECIPES, resource_dir
+
+RECIPES_DIR = resource_dir(RECIPES)  # tts_cli/resources/recipes, inside the package
 
 
 @dataclass
@@ -61,7 +63,7 @@ def defaults() -> dict:
 
 
 def find_recipe(name_or_path: str | Path) -> Path:
-    """A recipe by path, or by name from recipes/ (`demo_es` -> recipes/demo_es.yaml)."""
+    """A recipe by path, or by name from the bundled recipes (`demo_es` -> RECIPES_DIR/demo_es.yaml)."""
     p = Path(name_or_path)
     if p.exists():
         return p
@@ -107,6 +109,55 @@ def _check_known_keys(cfg: dict) -> None:
             raise ValueError(f"unknown {name} setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
 
 
+def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, integer: bool = False) -> None:
+    """ValueError naming the setting unless `value` is a finite number (an integer with
+    `integer`) within [low, high] (low excluded with `low_open`). Settings are checked once,
+    where they enter (recipe + command line merged), before any work is done or deleted."""
+    import math
+    import numbers
+
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        what = "an integer" if integer else "a number"
+        if low is not None and high is not None:
+            what += f" from {low:g} to {high:g}"
+        elif low is not None:
+            what += f" {'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            what += f" <= {high:g}"
+        raise ValueError(f"{name} {value!r}: must be {what}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """ValueError naming the setting and the allowed values unless `value` is one of them."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name} {value!r}: use one of {', '.join(str(c) for c in choices)}")
+
+
+def check_device(device: str | None, option: str = "--device") -> None:
+    """ValueError unless `device` (None / auto / cpu / cuda[:N]) names a device this torch can use."""
+    if device in (None, "auto", "cpu"):
+        return
+    import torch
+
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{option} {device!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option} {device}: CUDA is not available on this machine "
+                             f"(torch {torch.__version__}; use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def audio_config(cfg: dict) -> AudioConfig:
     return AudioConfig(**cfg.get("audio", {}))
 
@@ -127,5 +178,6 @@ def dump_yaml(cfg: dict) -> str:
 
 __all__ = [
     "AudioConfig", "TextConfig", "DataConfig", "load_config", "find_recipe", "deep_merge",
-    "audio_config", "text_config", "data_config", "dump_yaml", "defaults",
+    "audio_config", "text_config", "data_config", "dump_yaml", "defaults", "check_number", "check_choice",
+    "check_device",
 ]

@@ -51,6 +51,33 @@ def _checks():
         return f"'¿Qué tal? Hola, mundo.' -> {out}"
     yield "phonemise es", phonemise_check, "check espeak-ng above; run: tts doctor"
 
+    def voices_check():
+        from .checkpoints import build_fastpitch, load_checkpoint
+        from .voices import default_voice, list_voices, voices_dirs
+
+        errors: list = []
+        found = list_voices(errors=errors)
+        if errors:
+            raise RuntimeError("; ".join(str(e) for e in errors))
+        if not found:
+            raise RuntimeError(f"no voice in {', '.join(str(d) for d in voices_dirs())}")
+        voice = default_voice()
+        build_fastpitch(load_checkpoint(voice.acoustic_path), aligner=False)  # loads, weights fit
+        return f"{', '.join(v.name for v in found)} (default {voice.name} loads) in {voice.path.parent}"
+    yield "voices", voices_check, "reinstall tts-cli: its wheel carries the bundled voice (tts_cli/resources/voices)"
+
+    def recipes_check():
+        from .config import RECIPES_DIR, find_recipe, load_config
+
+        names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+        if not names:
+            raise RuntimeError(f"no recipe in {RECIPES_DIR}")
+        for name in names:
+            find_recipe(name)
+            load_config(name)
+        return f"{', '.join(names)} in {RECIPES_DIR}"
+    yield "recipes", recipes_check, "reinstall tts-cli: its wheel carries the recipes (tts_cli/resources/recipes)"
+
 
 def run_doctor() -> bool:
     """Print each check as OK or FAIL with a one-line fix; True when all pass."""

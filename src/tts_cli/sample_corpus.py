@@ -1,4 +1,4 @@
-"""The built-in sample corpus: espeak-ng reads `data/sentences_es.txt` aloud.
+"""The built-in sample corpus: espeak-ng reads `src/tts_cli/resources/sentences/sentences_es.txt` aloud.
 
 espeak-ng's own phoneme events say where each phoneme starts, so the corpus comes with a
 ground truth (`truth.json`) that `tts align` is measured against.
@@ -23,12 +23,13 @@ from typing import Sequence
 import numpy as np
 
 from tts_cli.audio import save_wav
+from tts_cli.resources import SENTENCES, resource_file
 from tts_cli.workspace import atomic_write_json, atomic_write_text
 
 # Bump when the output for the same settings changes, so cached corpora get rebuilt.
 GENERATOR_VERSION = 1
 
-DEFAULT_SENTENCES = Path(__file__).resolve().parents[2] / "data" / "sentences_es.txt"
+DEFAULT_SENTENCES = resource_file(SENTENCES, "sentences_es.txt")
 
 # espeak-ng voice variants appended to the language (`es+f3`) give the multi-speaker option.
 VOICE_VARIANTS = ("", "f3", "m3", "f2", "m1", "f1", "m2", "f4")
@@ -268,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--language", default="es", help="espeak-ng voice / language (default: es)")
     parser.add_argument("--rate", type=int, default=None, help="speaking rate in words per minute (80..450)")
     parser.add_argument("--sentences", type=Path, default=None,
-                        help="sentence file, one a line (default: data/sentences_<lang>.txt)")
+                        help="sentence file, one a line (default: the bundled sentences_<lang>.txt)")
     parser.add_argument("--repeat", action="store_true",
                         help="every speaker reads every sentence (default: sentences dealt across speakers)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the padding and noise floor")

@@ -239,13 +239,35 @@ class Result:
 
 # ----------------------------------------------------------------------------- the synthesizer
 
+SPEED_RANGE = (0.25, 4.0)  # beyond it durations collapse to nothing or stretch into noise
+PITCH_SHIFT_RANGE = (-24.0, 24.0)  # semitones
+
+
+def check_controls(speed: float = 1.0, pitch_shift: float = 0.0, pitch_scale: float = 1.0,
+                   energy_scale: float = 1.0) -> None:
+    """SynthesisError naming the option for a control outside its sane range (checked once, before speaking)."""
+    from tts_cli.config import check_number
+
+    try:
+        check_number("--speed", speed, low=SPEED_RANGE[0], high=SPEED_RANGE[1])
+        check_number("--pitch-shift", pitch_shift, low=PITCH_SHIFT_RANGE[0], high=PITCH_SHIFT_RANGE[1])
+        check_number("--pitch-scale", pitch_scale, low=0, high=10)
+        check_number("--energy-scale", energy_scale, low=0, high=10)
+    except ValueError as e:
+        raise SynthesisError(str(e)) from None
+
+
 def resolve_device(device: str | None) -> str:
     import torch
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise SynthesisError(f"--device {device}: CUDA is not available on this machine (use cpu)")
+    from tts_cli.config import check_device
+
+    try:
+        check_device(device)
+    except ValueError as e:
+        raise SynthesisError(str(e)) from None
     return str(device)
 
 
@@ -265,6 +287,12 @@ class Synthesizer:
         from tts_cli import checkpoints
         from tts_cli.text.symbols import SymbolTable
 
+        from tts_cli.vocoders import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise SynthesisError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        if int(batch_size) < 1:
+            raise SynthesisError(f"--batch-size {batch_size}: must be >= 1")
         self.device = resolve_device(device)
         self.model_path = None if isinstance(model, dict) else Path(model)
         try:
@@ -366,8 +394,9 @@ class Synthesizer:
         if msg:
             warnings.warn(msg, SynthesisWarning, stacklevel=3)
 
-    def _chunk_symbols(self, chunks: list[Chunk], input_type: str) -> list[list[str]]:
-        """Model symbols per chunk; text pieces of all chunks go through the front end in one call."""
+    def _chunk_symbols(self, chunks: list[Chunk], input_type: str, dropped: dict[str, int]) -> list[list[str]]:
+        """Model symbols per chunk; text pieces of all chunks go through the front end in one call.
+        Characters the front end took out as unspeakable are counted into `dropped`."""
         from tts_cli.text import texts_to_symbols
 
         texts = [c for ch in chunks for k, c in ch.segments if k == "text"]
@@ -381,7 +410,10 @@ class Synthesizer:
         for ch in chunks:
             syms: list[str] = []
             for kind, _ in ch.segments:
-                piece = next(text_res if kind == "text" else phon_res).symbols
+                res = next(text_res if kind == "text" else phon_res)
+                for c in res.dropped:
+                    dropped[c] = dropped.get(c, 0) + 1
+                piece = res.symbols
                 if piece and syms and syms[-1] != " " and piece[0] != " ":
                     syms.append(" ")  # a word boundary between a text piece and a phoneme block
                 syms += piece
@@ -407,8 +439,7 @@ class Synthesizer:
         from tts_cli.prosody import denormalize_pitch
 
         torch = self._torch
-        if not speed or speed <= 0:
-            raise SynthesisError(f"speed must be > 0 (got {speed}); 2.0 = twice as fast")
+        check_controls(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale)
         t_start = time.perf_counter()
         input_type = self._input_type(text_type)
         spk_id, spk_name = self.resolve_speaker(speaker)
@@ -419,7 +450,12 @@ class Synthesizer:
         for u, text in enumerate(texts):
             chunks = split_text(text, self.max_chunk_chars)
             plan += [(u, c) for c in chunks]
-        sym_lists = self._chunk_symbols([c for _, c in plan], input_type) if plan else []
+        dropped: dict[str, int] = {}
+        sym_lists = self._chunk_symbols([c for _, c in plan], input_type, dropped) if plan else []
+        if dropped:
+            listed = ", ".join(f"{c!r} ×{n}" if n > 1 else repr(c) for c, n in dropped.items())
+            warnings.warn(f"left out {sum(dropped.values())} character(s) that a voice in language {self.language} "
+                          f"cannot speak (another script, emoji or symbols): {listed}", SynthesisWarning, stacklevel=3)
         unknown: dict[str, int] = {}
         encoded: list[list[int]] = []
         for syms in sym_lists:
@@ -436,7 +472,9 @@ class Synthesizer:
         empty = [u for u in range(len(texts)) if u not in spoken]
         if empty:
             which = ", ".join(repr((ids[u] if ids else texts[u])[:40]) for u in empty[:5])
-            raise SynthesisError(f"nothing to say in {which}: no symbol of the text is known to this voice")
+            why = (f"its characters are not language {self.language} (another script, emoji or symbols)" if dropped
+                   else "no symbol of the text is known to this voice")
+            raise SynthesisError(f"nothing to say in {which}: {why}")
 
         # ---- pitch controls on the normalised per-symbol pitch
         ratio = 2.0 ** (float(pitch_shift) / 12.0)

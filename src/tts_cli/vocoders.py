@@ -68,6 +68,9 @@ _AUDIO_ALIASES = {
 }
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # HiFi-GAN inference precision (Griffin-Lim runs in fp32)
+
+
 class VocoderError(ValueError):
     """A vocoder that cannot be loaded or does not fit the acoustic model; str() says why."""
 
@@ -286,8 +289,8 @@ class HiFiGANVocoder(Vocoder):
 
         super().__init__(audio, device)
         dev = torch.device(device)
-        if precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise VocoderError(f"unknown vocoder precision {precision!r} (auto | fp32 | bf16 | fp16)")
+        if precision not in PRECISIONS:
+            raise VocoderError(f"unknown vocoder precision {precision!r} ({' | '.join(PRECISIONS)})")
         if precision == "auto":
             precision = "bf16" if dev.type == "cpu" and bf16_convs_faster() else "fp32"
         if channels_last is None:
@@ -512,15 +515,17 @@ def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
     path = Path(path)
     if not path.is_file():
         raise VocoderError(f"{path}: no such vocoder file (use a HiFi-GAN checkpoint or `griffin-lim`)")
+    from tts_cli.checkpoints import CheckpointError, safe_torch_load
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure means "not loadable"
-        raise VocoderError(f"{path}: not a loadable checkpoint ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+        obj = safe_torch_load(path)
+    except CheckpointError as e:
+        raise VocoderError(f"{e} (--vocoder takes a HiFi-GAN checkpoint or `griffin-lim`)") from None
     if not isinstance(obj, dict):
         raise VocoderError(f"{path}: not a vocoder checkpoint (holds a {type(obj).__name__})")
 
     if "format_version" in obj:  # ours: validated by the one checkpoint module
-        from tts_cli.checkpoints import CheckpointError, checkpoint_from_dict
+        from tts_cli.checkpoints import checkpoint_from_dict
 
         try:
             ckpt = checkpoint_from_dict(obj, path)

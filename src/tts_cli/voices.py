@@ -1,6 +1,6 @@
 """Bundled voices: a trained FastPitch (+ vocoder) shipped in the repository, ready to speak.
 
-A voice is a folder `data/voices/<name>/` holding `voice.json` and the files it lists:
+A voice is a folder `src/tts_cli/resources/voices/<name>/` holding `voice.json` and the files it lists:
 
     voice.json      format_version, name, language, speakers [names in id order], sample_rate,
                     licence (SPDX id), attribution, description,
@@ -11,10 +11,11 @@ A voice is a folder `data/voices/<name>/` holding `voice.json` and the files it 
                     settings, pitch statistics, speakers; no optimizer, aligner, RNG ...)
     hifigan.pt      the HiFi-GAN generator with its weight norm folded in (no discriminators)
 
-Folders without voice.json (e.g. `data/voices/kokoro/`, the teacher's style vectors) are not
-voices and are skipped. `data/voices/default.txt` (one line: a voice name) picks the default;
+Folders without voice.json (e.g. `src/tts_cli/resources/voices/kokoro/`, the teacher's style vectors) are not
+voices and are skipped. `src/tts_cli/resources/voices/default.txt` (one line: a voice name) picks the default;
 without it the only (or alphabetically first) voice is the default. `TTS_VOICES_DIR`
-(os.pathsep-separated folders) is searched before the repository's `data/voices/`.
+(os.pathsep-separated folders) is searched before the package's own `tts_cli/resources/voices/`
+(`tts_cli.resources`: inside the wheel; `src/tts_cli/resources/voices/` in a checkout).
 
 `export_voice` makes a voice from `tts train` checkpoints. With fp16 (the default) floating
 tensors are stored as float16, halving the files; loaders cast them back to float32
@@ -35,6 +36,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Sequence
 
+from .resources import VOICES, resource_dir
+
 log = logging.getLogger(__name__)
 
 VOICE_FORMAT_VERSION = 1
@@ -42,7 +45,7 @@ VOICE_FILE = "voice.json"
 DEFAULT_FILE = "default.txt"
 ACOUSTIC_FILE = "fastpitch.pt"
 VOCODER_FILE = "hifigan.pt"
-VOICES_DIRS: tuple[Path, ...] = (Path(__file__).resolve().parents[2] / "data" / "voices",)
+VOICES_DIRS: tuple[Path, ...] = (resource_dir(VOICES),)  # tts_cli/resources/voices, inside the package
 ENV_DIRS = "TTS_VOICES_DIR"
 BUNDLED = "bundled"  # `--init-from bundled` / `bundled:<name>`
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -51,7 +54,7 @@ _TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "rng", "sampler", "discrim
                   "scheduler_d", "scaler_d", "train", "hifigan_train", "best_val_loss", "best_metric",
                   "best_metric_value", "epoch", "ema", "run_config")
 HOW_TO_MAKE = ("make one from a training run: tts export-voice --model RUN --vocoder VOCODER_RUN --name NAME "
-               "--out data/voices --licence SPDX-ID")
+               "--out VOICES --licence SPDX-ID, then export TTS_VOICES_DIR=VOICES")
 
 
 class VoiceError(ValueError):
@@ -107,7 +110,7 @@ class Voice:
 # ----------------------------------------------------------------------------- finding voices
 
 def voices_dirs() -> list[Path]:
-    """Where voices are looked for, first match wins: $TTS_VOICES_DIR, then data/voices/."""
+    """Where voices are looked for, first match wins: $TTS_VOICES_DIR, then the package's tts_cli/resources/voices/."""
     env = [Path(p) for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
     return env + list(VOICES_DIRS)
 

@@ -74,6 +74,65 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in `folder` (a probe, so read-only mounts count too)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _existing_parent(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_file(path: str | os.PathLike, option: str = "-o", error: type[Exception] = ValueError) -> Path:
+    """Refuse, before any work, an output file that cannot be written: `error` (the caller's own
+    error type, so the command line reports it as one line) naming the option, the path and why."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{option} {path}: is a folder; give a file name (e.g. {path / ('out' + (path.suffix or '.wav'))})")
+    where = _existing_parent(path.parent)
+    if not where.is_dir():
+        raise error(f"{option} {path}: {where} is a file, not a folder")
+    if not _can_create_in(where):
+        raise error(f"{option} {path}: cannot write in {where} (read-only or permission denied)")
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, option: str = "--out", error: type[Exception] = ValueError) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be written (see check_output_file)."""
+    path = Path(path)
+    where = _existing_parent(path)
+    if not where.is_dir():
+        what = "is a file, not a folder" if where == path.absolute() else f"{where} is a file, not a folder"
+        raise error(f"{option} {path}: {what}")
+    if not _can_create_in(where):
+        raise error(f"{option} {path}: cannot write in {where} (read-only or permission denied)")
+    return path
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Delete `.NAME.*.tmp` files that atomic writes killed mid-way (kill -9, power loss) left in
+    `folder`; call it only while no other process writes there (e.g. under a RunLock)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in (folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
+        if p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 class WorkspaceError(RuntimeError):
     """A workspace is missing or lacks the artifacts a stage needs."""
 

@@ -72,6 +72,31 @@ class AlignConfig:
     min_confidence: float = 0.5  # mean soft probability along the hard path
 
 
+def check_align_config(cfg: AlignConfig) -> None:
+    """ValueError naming the setting for nonsense (recipe `align:` or --steps / --batch-size)."""
+    from ..config import check_number
+
+    for name in ("steps", "batch_size", "save_every", "extract_batch_size", "n_text_channels", "n_att_channels"):
+        check_number(f"align {name}", getattr(cfg, name), low=1, integer=True)
+    for name in ("lr", "temperature", "prior_scaling"):
+        check_number(f"align {name}", getattr(cfg, name), low=0, low_open=True)
+    for name in ("weight_decay", "grad_clip", "edge_silence_db", "bin_weight", "max_zero_share"):
+        check_number(f"align {name}", getattr(cfg, name), low=0)
+    for name in ("query_win_length", "bin_start", "bin_warmup", "plots", "max_run_frames"):
+        check_number(f"align {name}", getattr(cfg, name), low=0, integer=True)
+
+
+def learned_settings(cfg_all: dict, steps: int | None = None, batch_size: int | None = None) -> AlignConfig:
+    """The learned aligner's settings: section `align:` with --steps / --batch-size over it, checked."""
+    cfg = align_config(cfg_all)
+    if steps is not None:
+        cfg.steps = steps
+    if batch_size is not None:
+        cfg.batch_size = batch_size
+    check_align_config(cfg)
+    return cfg
+
+
 def workspace_config(ws: Workspace, config: str | Path | dict | None) -> dict:
     """The workspace's resolved settings with a recipe (name, path or dict) laid over them."""
     from ..config import deep_merge, load_config
@@ -546,10 +571,9 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     `tts align --from-teacher` could not align; other durations files are left as they are.
     Returns a summary dict.
     """
-    import torch
     from rich.console import Console
 
-    from ..config import dump_yaml
+    from ..config import check_device, dump_yaml
 
     console = console or Console(stderr=True)
     ws = Workspace(work)
@@ -557,13 +581,8 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     rows = ws.load_manifest()
     symbols = ws.load_symbols()
     cfg_all = workspace_config(ws, config)
-    cfg = align_config(cfg_all)
-    if steps is not None:
-        cfg.steps = int(steps)
-    if batch_size is not None:
-        cfg.batch_size = int(batch_size)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
+    cfg = learned_settings(cfg_all, steps, batch_size)  # checked before aligner.pt or durations are replaced
+    check_device(device)
 
     items, skipped = _load_items(ws, rows, symbols, console)
     if not items:

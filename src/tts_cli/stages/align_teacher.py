@@ -312,7 +312,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..config import audio_config, dump_yaml
-    from .align import align_config, workspace_config
+    from .align import align_config, learned_settings, workspace_config
 
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
@@ -327,6 +327,8 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     audio = audio_config(cfg_all)
     sample_rate, hop = int(audio.sample_rate), int(audio.hop_length)
     plots = align_config(cfg_all).plots
+    if fallback == "learned":  # its settings are checked now, not after the teacher's durations are written
+        learned_settings(cfg_all, learned.get("steps"), learned.get("batch_size"))
     corpus = Path(corpus)
     teacher_rows, problems, folders = read_teacher_rows(corpus)
     for p in problems:

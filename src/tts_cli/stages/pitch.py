@@ -100,8 +100,12 @@ def _file_key(settings: dict, fmin: float, fmax: float, wav: Path, mel: Path, n_
 
 # ----------------------------------------------------------------------------- worker
 
-def _init_worker() -> None:
-    """One thread per process: workers already use every core."""
+def _init_worker(parent_pid: int | None = None) -> None:
+    """One thread per process: workers already use every core. Exits with the parent (kill -9 too)."""
+    from ..workers import die_with_parent
+
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
     if "torch" in sys.modules:
@@ -174,7 +178,8 @@ def _run_parallel(fn, jobs: list[dict], workers: int, on_result) -> None:
 
     # fork starts workers in milliseconds; elsewhere the platform default
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(fn, job) for job in jobs]
         for fut in as_completed(futures):
             on_result(fut.result())

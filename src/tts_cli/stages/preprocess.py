@@ -43,6 +43,7 @@ from ..workspace import (
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
+    check_output_dir,
 )
 
 CACHE_NAME = ".preprocess_cache.json"
@@ -72,9 +73,13 @@ def _file_hash(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- audio worker
-def _init_worker() -> None:
+def _init_worker(parent_pid: int | None = None) -> None:
     import torch
 
+    from ..workers import die_with_parent
+
+    if parent_pid is not None:
+        die_with_parent(parent_pid)  # not orphaned, blocked on the task pipe, after a kill -9 of `tts preprocess`
     torch.set_num_threads(1)
 
 
@@ -128,6 +133,7 @@ def preprocess(
 
     console = Console(stderr=True, quiet=not progress)
     data, ws = Path(data), Workspace(out)
+    check_output_dir(ws.root, "--out", PreprocessError)
     cfg = load_config(config, overrides)
     acfg, tcfg, dcfg = audio_config(cfg), text_config(cfg), data_config(cfg)
     try:
@@ -272,16 +278,22 @@ def _phonemise_all(texts: list[str], tcfg) -> list[dict]:
 
     out: list[dict] = []
     kw = dict(language=tcfg.language, text_type=tcfg.text_type, normalize=tcfg.normalize, keep_stress=tcfg.keep_stress)
+
+    def row(r) -> dict:
+        if r.dropped:  # the recording says something the symbols would not: not a training pair
+            return {"error": f"text has characters that a voice in language {tcfg.language} cannot speak "
+                             f"(another script, emoji or symbols): {' '.join(dict.fromkeys(r.dropped))}"}
+        return {"normalized": r.normalized, "phonemes": r.phonemes, "symbols": list(r.symbols)}
+
     for i in range(0, len(texts), 256):
         chunk = texts[i : i + 256]
         try:
-            res = texts_to_symbols(chunk, **kw)
-            out.extend({"normalized": r.normalized, "phonemes": r.phonemes, "symbols": list(r.symbols)} for r in res)
+            out.extend(row(r) for r in texts_to_symbols(chunk, **kw))
         except Exception:
             for t in chunk:
                 try:
                     (r,) = texts_to_symbols([t], **kw)
-                    out.append({"normalized": r.normalized, "phonemes": r.phonemes, "symbols": list(r.symbols)})
+                    out.append(row(r))
                 except Exception as e:
                     out.append({"error": f"text front end failed: {type(e).__name__}: {e}"})
     return out
@@ -307,7 +319,7 @@ def _run_audio(todo, acfg, ws: Workspace, n_workers: int, console):
                 yield uid, process_audio(uid, str(e.audio), cfg, str(ws.root))
                 bar.advance(task)
             return
-        with ProcessPoolExecutor(n_workers, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
             futs = {pool.submit(process_audio, uid, str(e.audio), cfg, str(ws.root)): uid for uid, e, _ in todo}
             for fut in as_completed(futs):
                 uid = futs[fut]

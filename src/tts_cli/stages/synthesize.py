@@ -1,4 +1,5 @@
-"""`tts synthesize`: one text to a WAV (file or stdout), or a file of lines to a folder of WAVs.
+"""`tts synthesize`: one text to an audio file (WAV, FLAC, Ogg Vorbis or MP3 by the -o extension) or a
+WAV on stdout, or a file of lines to a folder of WAVs.
 
 Messages, warnings and the summary table go to stderr, so `-o -` leaves stdout holding only the
 WAV bytes. Per utterance it reports the audio duration and the real-time factor
@@ -105,14 +106,25 @@ def synthesize_command(
     from rich.console import Console
     from rich.table import Table
 
-    from tts_cli.synthesis import SynthesisError, Synthesizer, read_input_file, resolve_model
-    from tts_cli.audio import save_wav as write_wav, wav_bytes
+    from tts_cli.audio import AudioError, audio_format, save_audio, save_wav as write_wav, wav_bytes
+    from tts_cli.synthesis import SynthesisError, Synthesizer, check_controls, read_input_file, resolve_model
+    from tts_cli.workspace import check_output_dir, check_output_file
 
     console = console or Console(stderr=True)
     if input_file is None and (text is None or not text.strip()):
         raise SynthesisError("nothing to say: give a TEXT argument ('-' reads stdin) or -i/--input-file FILE")
     if input_file is not None and text:
         raise SynthesisError("give either a TEXT argument or -i/--input-file, not both")
+    # the controls and where the audio goes, checked before any model is loaded or text spoken
+    check_controls(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale)
+    if input_file is not None:
+        check_output_dir(output_dir, "--output-dir", SynthesisError)
+    elif output != "-":
+        check_output_file(output, "-o", SynthesisError)
+        try:
+            audio_format(output)
+        except AudioError as e:
+            raise SynthesisError(f"-o {e}") from None
     if text == "-":
         text = sys.stdin.read()
     with _plain_warnings(console):
@@ -140,7 +152,7 @@ def synthesize_command(
                 stem, where = Path("tts_output"), "stdout"
             else:
                 out = Path(output)
-                write_wav(out, result.wav, result.sample_rate)
+                save_audio(out, result.wav, result.sample_rate)
                 stem, where = out.with_suffix(""), str(out)
             extra = _save_extras(stem, result, save_mel, save_durations)
             rows.append(("1", result, where + "".join(f", {p}" for p in extra)))

@@ -1,6 +1,6 @@
 """`tts train`: FastPitch on a workspace (durations from `tts align`, pitch from `tts extract-pitch`).
 
-Config = a preset name (`tiny`, `base`), a recipe (recipes/NAME.yaml or a path) or a dict, with
+Config = a preset name (`tiny`, `base`), a recipe (src/tts_cli/resources/recipes/NAME.yaml or a path) or a dict, with
 sections `model:` (FastPitchConfig fields or `preset:`) and `train:` (TrainSettings + loss weights
 and KL schedule). The resolved config is saved as RUN/config.yaml; `--resume` reads it back.
 
@@ -169,10 +169,10 @@ def train(
     )
     from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
     from tts_cli.training.loop import resolve_amp, seed_everything
-    from tts_cli.training.run import distributed_run, fit, open_run, train_settings, write_run_config
+    from tts_cli.training.run import distributed_run, fit, open_run, run_lock, train_settings, write_run_config
 
     console = console or Console(stderr=True)
-    with distributed_run(device) as (dist_info, dev):
+    with distributed_run(device) as (dist_info, dev), run_lock(Path(out), dist_info.is_main):
         ws = Workspace(work)
         run = Path(out)
         cfg, resume_ckpt = open_run(run, "fastpitch", config, resolve_config, resume, init_from, dist_info.is_main)

@@ -141,10 +141,10 @@ def train_hifigan(
     from tts_cli.training.data import BucketBatchSampler
     from tts_cli.training.hifigan_task import EpochAwareSampler, HiFiGANTask, VocoderDataset, collate_vocoder
     from tts_cli.training.loop import resolve_amp, seed_everything
-    from tts_cli.training.run import TrainConfigError, distributed_run, fit, open_run, write_run_config
+    from tts_cli.training.run import TrainConfigError, distributed_run, fit, open_run, run_lock, write_run_config
 
     console = console or Console(stderr=True)
-    with distributed_run(device) as (dist_info, dev):
+    with distributed_run(device) as (dist_info, dev), run_lock(Path(out), dist_info.is_main):
         ws = Workspace(work)
         run = Path(out)
         cfg, resume_ckpt = open_run(run, "hifigan", config, resolve_config, resume, init_from, dist_info.is_main)

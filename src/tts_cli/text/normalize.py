@@ -66,6 +66,60 @@ def _numbers_with_num2words(text: str, lang: str) -> str:
     return number_re.sub(say, text)
 
 
+# Text the voice cannot speak: espeak-ng would switch language for it ("你" -> "chino símbolo",
+# "Привет" -> "cirílico ...") or read a symbol's name ("😀" -> "cara sonriendo"). Letters count by
+# the script their Unicode name starts with; letters of no script here (º, ª, µ) are kept.
+_LATIN_LANGUAGES = frozenset(
+    "es ca gl eu en fr de it pt nl pl ro sv da no nb nn fi cs sk hu tr id ms vi hr sl lt lv et sq af sw la eo "
+    "ga cy is mt az tl".split())
+_LANGUAGE_SCRIPTS = {
+    "ru": ("CYRILLIC",), "uk": ("CYRILLIC",), "be": ("CYRILLIC",), "bg": ("CYRILLIC",), "mk": ("CYRILLIC",),
+    "sr": ("CYRILLIC", "LATIN"), "kk": ("CYRILLIC",), "el": ("GREEK",), "grc": ("GREEK",), "ar": ("ARABIC",),
+    "fa": ("ARABIC",), "ur": ("ARABIC",), "he": ("HEBREW",), "hi": ("DEVANAGARI",), "mr": ("DEVANAGARI",),
+    "ne": ("DEVANAGARI",), "bn": ("BENGALI",), "ta": ("TAMIL",), "te": ("TELUGU",), "th": ("THAI",),
+    "ka": ("GEORGIAN",), "hy": ("ARMENIAN",), "ko": ("HANGUL",), "zh": ("CJK",), "cmn": ("CJK",),
+    "yue": ("CJK",), "ja": ("CJK", "HIRAGANA", "KATAKANA"),
+}
+_SCRIPTS = frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA", "HANGUL", "CYRILLIC", "GREEK", "ARABIC", "HEBREW",
+                      "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "TAMIL", "TELUGU", "KANNADA", "MALAYALAM",
+                      "THAI", "LAO", "TIBETAN", "GEORGIAN", "ARMENIAN", "ETHIOPIC", "KHMER", "MYANMAR", "SINHALA",
+                      "MONGOLIAN", "YI", "BOPOMOFO"})
+_NO_SPEECH_CATEGORIES = frozenset({"So", "Sk", "Co", "Cn", "Cs", "Cf", "No"})  # emoji, symbols, ², ½, ZWJ
+
+
+def language_scripts(language: str) -> tuple[str, ...] | None:
+    """The Unicode scripts text in `language` is written in; None when unknown (nothing is dropped for it)."""
+    base = language.lower().replace("_", "-").split("-")[0]
+    if base in _LATIN_LANGUAGES:
+        return ("LATIN",)
+    return _LANGUAGE_SCRIPTS.get(base)
+
+
+def _unspeakable(ch: str, scripts: tuple[str, ...] | None) -> bool:
+    cat = unicodedata.category(ch)
+    if cat in _NO_SPEECH_CATEGORIES or (cat == "Sm" and not ch.isascii()):
+        return True
+    if cat == "Mn" and "VARIATION SELECTOR" in unicodedata.name(ch, ""):
+        return True
+    if scripts is None or cat not in ("Lu", "Ll", "Lt", "Lo"):
+        return False
+    script = unicodedata.name(ch, "").split(" ")[0]
+    return script in _SCRIPTS and script not in scripts
+
+
+def split_unspeakable(text: str, language: str = "es") -> tuple[str, str]:
+    """(text without what a `language` voice cannot speak, the characters taken out): letters of
+    another script (Chinese, Cyrillic in Spanish ...), emoji and other symbols espeak-ng would
+    read by their name. The removed characters leave a word break."""
+    scripts = language_scripts(language)
+    dropped = [ch for ch in text if _unspeakable(ch, scripts)]
+    if not dropped:
+        return text, ""
+    kept = "".join(" " if _unspeakable(ch, scripts) else ch for ch in text)
+    kept = re.sub(r"\s+([,.;:!?)\]}»])", r"\1", re.sub(r"\s+", " ", kept)).strip()
+    return kept, "".join(dropped)
+
+
 def normalize_text(text: str, language: str = "es") -> str:
     """Text ready for the phonemiser (or for characters mode) in `language`."""
     if is_spanish(language):

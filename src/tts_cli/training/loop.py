@@ -83,6 +83,22 @@ class TrainSettings:
     best_metric: str = "loss"  # what best.pt minimises: loss (validation) | mcd | cer | dur_mae (evaluation)
 
     def __post_init__(self):
+        from tts_cli.config import check_choice, check_number
+
+        check_number("steps", self.steps, low=1, integer=True)
+        check_number("lr", self.lr, low=0, low_open=True)
+        for name in ("batch_frames", "grad_accumulation", "keep_last", "log_every", "max_nonfinite"):
+            check_number(name, getattr(self, name), low=1, integer=True)
+        for name in ("warmup", "num_workers", "val_samples", "val_every", "checkpoint_every"):  # 0 = none / off
+            check_number(name, getattr(self, name), low=0, integer=True)
+        for name in ("max_frames", "max_batch_size"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), low=1, integer=True)
+        if self.steps_per_minute is not None:
+            check_number("steps_per_minute", self.steps_per_minute, low=0, low_open=True)
+        check_choice("optimizer", str(self.optimizer).lower(), ("lamb", "adamw", "adam"))
+        check_choice("schedule", str(self.schedule).lower(), ("noam", "constant"))
+        check_choice("amp", self.amp, AMP_SETTINGS)
         if self.best_metric not in BEST_METRICS:
             raise ValueError(f"best_metric {self.best_metric!r}: use one of {', '.join(BEST_METRICS)} "
                              "(all lower-is-better)")
@@ -166,6 +182,9 @@ class DistInfo:
 
 def setup_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]:
     """Read torchrun's env vars; init the process group (nccl on CUDA, gloo on CPU)."""
+    from tts_cli.config import check_device
+
+    check_device(device)  # ValueError: --device cuda on a CPU-only torch
     world = int(os.environ.get("WORLD_SIZE", "1"))
     want_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda") or device == "auto")
     if world <= 1:
@@ -226,11 +245,16 @@ def seed_everything(seed: int) -> None:
 
 # ----------------------------------------------------------------------------- precision
 
+AMP_OFF = (None, False, "none", "off", "fp32", "tf32", "no")
+AMP_AUTO = (True, "auto", "on", "yes")
+AMP_SETTINGS = ("auto", "bf16", "fp16", "none") + AMP_OFF[1:] + AMP_AUTO  # what a recipe or --amp-dtype may say
+
+
 def resolve_amp(amp: Any, device: torch.device) -> str:
     """'none' | 'bf16' | 'fp16'. AMP only on CUDA; 'auto' = bf16 where supported."""
-    if device.type != "cuda" or amp in (None, False, "none", "off", "fp32", "tf32", "no"):
+    if device.type != "cuda" or amp in AMP_OFF:
         return "none"
-    if amp in (True, "auto", "on", "yes"):
+    if amp in AMP_AUTO:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if amp in ("bf16", "fp16"):
         return amp

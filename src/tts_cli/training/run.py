@@ -6,6 +6,7 @@ Light at import (no torch): `tts_cli.stages.train` re-exports `TrainConfigError`
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -84,6 +85,90 @@ def open_run(run: Path, kind: str, config, resolve: Callable[[object], dict], re
         raise TrainConfigError(f"{run} already holds a run (checkpoints/last.pt); "
                                "add --resume to continue it or choose another --out")
     return resolve(config), None
+
+
+LOCK_FILE = ".lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(run: Path, is_main: bool = True, option: str = "--out") -> Iterator[None]:
+    """Hold RUN/.lock for the whole run, so a second `tts train` (or `--resume`) into the same
+    folder is refused instead of mixing two runs' files; then remove the `.*.tmp` files that
+    interrupted atomic writes left there (no one else writes while we hold the lock).
+
+    The lock is an flock (POSIX; released by the kernel when the holder dies, even by kill -9, so
+    a stale file is simply taken over), and the file holds the holder's pid for the message; it
+    is removed when the run ends. Without fcntl (Windows) a lock file whose pid is no longer
+    running is taken over. Only the main DDP process locks (the ranks share one run).
+    """
+    from tts_cli.workspace import check_output_dir, remove_stale_temp_files
+
+    if not is_main:
+        yield
+        return
+    check_output_dir(run, option, TrainConfigError)
+    created = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / LOCK_FILE
+    fd = _acquire(path, run, option)
+    try:
+        removed = remove_stale_temp_files(run)
+        if removed:
+            log.warning("%s: removed %d unfinished temporary file(s) of an interrupted run (%s)", run, len(removed),
+                        ", ".join(p.name for p in removed[:3]) + (" ..." if len(removed) > 3 else ""))
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the flock goes: a waiting opener then sees a new file
+        os.close(fd)
+        if created and not any(run.iterdir()):  # a run refused before it wrote anything
+            run.rmdir()
+
+
+def _acquire(path: Path, run: Path, option: str) -> int:
+    """An open, locked descriptor of `path` holding our pid; TrainConfigError when another live
+    process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock: trust the pid in the file
+        fcntl = None
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        holder = os.read(fd, 64).decode("ascii", "replace").strip()
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                busy = False
+            except BlockingIOError:
+                busy = True
+        else:
+            busy = holder.isdigit() and int(holder) != os.getpid() and _pid_alive(int(holder))
+        if busy:
+            os.close(fd)
+            raise TrainConfigError(f"{run} is in use by another `tts train` (pid {holder or '?'}): wait for it "
+                                   f"to finish, or choose another {option}")
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # its holder removed it as we opened it: lock the new file instead
+            os.close(fd)
+            continue
+        if holder.isdigit() and int(holder) != os.getpid():
+            log.info("%s: taking over the lock of pid %s, which is no longer running", run, holder)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+    raise TrainConfigError(f"{path}: could not take the run lock (the file keeps changing)")
 
 
 def write_run_config(run: Path, resolved: dict) -> None:
@@ -166,5 +251,5 @@ def print_summary(console, s: dict, model: str = "fastpitch") -> None:
     console.print(t)
 
 
-__all__ = ["TrainConfigError", "load_train_config", "train_settings", "open_run", "write_run_config",
+__all__ = ["TrainConfigError", "load_train_config", "train_settings", "open_run", "run_lock", "write_run_config",
            "setup_logging", "distributed_run", "fit", "print_summary", "read_yaml"]
