@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tts_cli.text.similar import similar_symbols
+
 from tts_cli.checkpoints import (
     FORMAT_VERSION,
     NVIDIA_SYMBOL_SETS,
@@ -129,15 +131,19 @@ def test_init_from_different_symbol_set(tmp_path):
     report = init_from(dst, path, new_symbols)
 
     W, S = dst.encoder.word_emb.weight.detach(), src.encoder.word_emb.weight.detach()
-    mean = S[1:].mean(0)  # non-padding rows of the checkpoint
     for i, s in enumerate(new_symbols):
         if s in SYMBOLS:
             assert torch.equal(W[i], S[SYMBOLS.index(s)]), s
-        else:
-            assert torch.allclose(W[i], mean), s
+    # new sounds start at the nearest known ones: ɲ at n, β at b, ʎ at l
+    for s, near in (("ɲ", "n"), ("β", "b"), ("ʎ", "l")):
+        assert torch.allclose(W[new_symbols.index(s)], S[SYMBOLS.index(near)]), s
     assert torch.all(W[0] == 0)
     e = report.entry("encoder.word_emb.weight")
-    assert e.action == "remapped" and "ɲ" in e.detail and "6 of 9" in e.detail
+    assert e.action == "remapped" and "ɲ<n" in e.detail and "6 of 9" in e.detail
+    # a symbol with no near sound starts at the mean of the checkpoint's (non-padding) rows
+    other = tiny(n_symbols=3)
+    init_from(other, path, ["_", "a", "ʔ"])
+    assert torch.allclose(other.encoder.word_emb.weight.detach()[2], S[1:].mean(0))
     # everything else copied; pitch statistics kept for the new workspace
     for k, v in src.state_dict().items():
         if k in ("encoder.word_emb.weight", "pitch_mean", "pitch_std"):
@@ -260,8 +266,11 @@ def test_nvidia_checkpoint_converts_and_warm_starts(tmp_path):
             assert torch.all(W[i] == 0)
         elif s in eb:
             assert torch.equal(W[i], src_emb[eb.index(s)]), s
-        else:
-            assert torch.allclose(W[i], src_emb[1:].mean(0)), s
+        else:  # a new sound starts at its nearest known letters (ɲ at n); '¿' at the mean
+            near = similar_symbols(s, eb)
+            want = src_emb[[eb.index(x) for x in near]].mean(0) if near else src_emb[1:].mean(0)
+            assert near or s == "¿", s
+            assert torch.allclose(W[i], want), s
     counts = report.counts()
     assert report.entry("encoder.word_emb.weight").action == "remapped"
     assert report.entry("speaker_emb.weight").action == "re-initialised"

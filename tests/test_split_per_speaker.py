@@ -98,3 +98,23 @@ def test_every_eligible_speaker_gets_min_val_and_keeps_training_data(min_val):
     for spk in "abc":
         mine = [got[u] for u, s in rows if s == spk]
         assert mine.count("val") >= min_val and mine.count("train") >= 1
+
+
+def test_small_corpus_gets_a_minute_of_validation_audio_within_the_cap():
+    # 250 clips of 2.5 s (~10 minutes): 2 % would be 5 clips (12.5 s); val_seconds asks for 60 s
+    rows = [{"id": f"u{i:03d}", "speaker": "default", "duration_s": 2.5} for i in range(250)]
+    _assign_split(rows, DataConfig())
+    val = [r for r in rows if r["split"] == "val"]
+    assert len(val) == 24  # the first 24 in hash order hold 60 s
+    assert {r["id"] for r in val} >= original_val_ids([r["id"] for r in rows], DataConfig())
+    # never more than val_max_fraction of the utterances
+    rows = [{"id": f"u{i:03d}", "speaker": "default", "duration_s": 0.5} for i in range(100)]
+    _assign_split(rows, DataConfig())
+    assert sum(r["split"] == "val" for r in rows) == 10
+    # a large corpus keeps its 2 %; val_seconds 0 is the old rule
+    rows = [{"id": f"u{i:04d}", "speaker": "default", "duration_s": 5.0} for i in range(3000)]
+    _assign_split(rows, DataConfig())
+    assert sum(r["split"] == "val" for r in rows) == 60
+    rows = [{"id": f"u{i:03d}", "speaker": "default", "duration_s": 2.5} for i in range(250)]
+    _assign_split(rows, DataConfig(val_seconds=0))
+    assert sum(r["split"] == "val" for r in rows) == 5

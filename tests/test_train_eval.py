@@ -170,3 +170,52 @@ def test_cli_options(work, tmp_path):
     r = CliRunner().invoke(app, ["train", str(work), "--model", "hifigan", "--out", str(tmp_path / "v"),
                                  "--eval-every", "2"])
     assert r.exit_code == 1 and "--eval-every" in r.output
+
+
+# ----------------------------------------------------------------------------- the end-of-run check
+
+def test_finished_run_reports_the_held_out_check_on_the_validation_split(work, tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    out = StringIO()
+    s = run_train(work, tmp_path / "run", cfg(6, val_every=3, val_samples=0), console=Console(file=out, width=200))
+    held = s["held_out"]
+    assert held["n"] == 2 and math.isfinite(held["mcd"]) and held["mcd"] > 0
+    assert held["checkpoint"].endswith(("best.pt", "last.pt"))
+    assert "held-out check" in out.getvalue() and "2 held-out utterances" in out.getvalue()
+
+
+def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path, monkeypatch):
+    from io import StringIO
+
+    from rich.console import Console
+
+    import tts_cli.stages.evaluate as ev
+    from tts_cli.stages import train as train_stage
+
+    monkeypatch.setattr(ev, "evaluate_checkpoint_quick",
+                        lambda *a, **k: {"mcd": 9.0, "dur_mae": 3.0, "cer": 0.55, "cer_folded": 0.5, "n": 2})
+    out = StringIO()
+    s = run_train(work, tmp_path / "run", cfg(4, val_every=2, val_samples=0), console=Console(file=out, width=200))
+    assert s["held_out"]["cer"] == 0.55
+    text = out.getvalue()
+    assert "CER 55.0 %" in text and "not intelligible" in text
+
+
+def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
+    import importlib.util
+
+    from tts_cli.asr import resolve_asr_name
+    from tts_cli.stages.train import _resolve_auto_eval
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faster_whisper" else real(name, *a))
+    assert resolve_asr_name("auto") == "none"
+    assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, None, None) == ("none", "mcd")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert resolve_asr_name("auto") == "whisper-base"
+    assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, None, None) == ("whisper-base", "cer")
+    # the command line wins over the recipe
+    assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, "none", "loss") == ("none", "loss")

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-ASR_NAMES = ("whisper-base", "none")
+ASR_NAMES = ("whisper-base", "auto", "none")  # auto: whisper-base if installed
 INSTALL_HINT = "pip install -e .[eval]"
 WHISPER_SR = 16000
 
@@ -100,12 +100,23 @@ class WhisperASR:
         return " ".join(s.text.strip() for s in segments).strip()
 
 
+def resolve_asr_name(name: str | None) -> str:
+    """`auto` -> whisper-base where the [eval] extra is installed, else none; other names as given."""
+    key = (name or "none").strip().lower()
+    if key != "auto":
+        return key
+    import importlib.util
+
+    have = all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", *_WEIGHT_PACKAGES))
+    return "whisper-base" if have else "none"
+
+
 def load_asr(name: str = "whisper-base", language: str = "es", device: str = "cpu",
              threads: int = 1) -> Recognizer | None:
     """A recogniser by name ("whisper-base"), or None for "none". Raises ASRUnavailable with
     an install hint when the optional extra is missing, ValueError for an unknown name.
     Loaded models are cached per process (by name, language, device, threads)."""
-    key_name = (name or "none").strip().lower()
+    key_name = resolve_asr_name(name)
     if key_name in ("none", "off", ""):
         return None
     if key_name not in ("whisper-base", "whisper_base", "whisper"):
@@ -117,5 +128,5 @@ def load_asr(name: str = "whisper-base", language: str = "es", device: str = "cp
         return _cache[key]
 
 
-__all__ = ["ASR_NAMES", "INSTALL_HINT", "ASRUnavailable", "Recognizer", "WhisperASR", "load_asr",
+__all__ = ["ASR_NAMES", "INSTALL_HINT", "ASRUnavailable", "Recognizer", "WhisperASR", "load_asr", "resolve_asr_name",
            "whisper_base_files"]

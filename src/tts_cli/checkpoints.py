@@ -33,6 +33,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from tts_cli.text.similar import similar_symbols
+
 FORMAT_VERSION = 1
 KINDS = ("fastpitch", "hifigan")
 REQUIRED_KEYS = ("format_version", "kind", "model", "config", "symbols", "step")
@@ -523,7 +525,7 @@ def _remap_symbols(src_w, tgt_w, src_symbols, new_symbols, pad: int, report: Loa
     rows = [i for i in range(src_w.shape[0]) if i != pad]
     mean = src_w[rows].mean(0) if rows else torch.zeros(src_w.shape[1])
     out = torch.empty_like(tgt_w)
-    new = []
+    new, from_similar = [], []
     for i, s in enumerate(new_symbols):
         j = index.get(s)
         if i == pad:  # the padding row is 0 in a fresh nn.Embedding and never trained
@@ -531,17 +533,24 @@ def _remap_symbols(src_w, tgt_w, src_symbols, new_symbols, pad: int, report: Loa
         elif j is not None:
             out[i] = src_w[j]
         else:
-            out[i] = mean
+            # a sound the checkpoint never saw starts at the nearest ones it knows (iː at i,
+            # oʊ at o + u), not at one shared mean that every new vowel would have to leave
+            similar = similar_symbols(s, index)
+            out[i] = src_w[[index[x] for x in similar]].mean(0) if similar else mean
             new.append(s)
+            if similar:
+                from_similar.append(f"{s}<{'+'.join(similar)}")
     shared = sum(1 for s in new_symbols if s in index)
     same_layout = list(new_symbols) == list(src_symbols)
     if same_layout:
         report.add(SYMBOL_EMB, "loaded", tgt_w.shape, "same symbol table")
     else:
-        shown = " ".join(new[:40]) + (" …" if len(new) > 40 else "")
+        others = [s for s in new if not any(f.startswith(s + "<") for f in from_similar)]
+        shown = " ".join(from_similar[:40] + others[:40])
         report.add(SYMBOL_EMB, "remapped", tgt_w.shape,
-                   f"{shared} of {len(new_symbols)} symbols copied by name; {len(new)} new (mean of "
-                   f"{len(rows)} checkpoint rows){': ' + shown if new else ''}")
+                   f"{shared} of {len(new_symbols)} symbols copied by name; {len(new)} new: "
+                   f"{len(from_similar)} from the nearest known sounds, {len(others)} from the mean of "
+                   f"{len(rows)} checkpoint rows{': ' + shown if new else ''}")
     return out
 
 

@@ -208,6 +208,7 @@ def train(
             if dist_info.is_main:
                 log.info("steps = %d (%.4g steps per minute x %.1f min of training audio)",
                          train_dict["steps"], train_dict["steps_per_minute"], minutes)
+        eval_asr, best_metric = _resolve_auto_eval(train_dict, eval_asr, best_metric)
         settings = train_settings(train_dict, steps=steps, lr=lr, batch_frames=batch_frames, max_frames=max_frames,
                                   compile=compile, num_workers=num_workers, seed=seed, amp=amp,
                                   eval_every=eval_every, eval_asr=eval_asr, eval_utterances=eval_utterances,
@@ -308,8 +309,69 @@ def train(
                 + (f", resuming at step {resume_ckpt['step']}" if resume_ckpt else "")
             )
 
-        return fit(task, settings, run, loader, sampler, val_batches, dev, dist_info, resume_ckpt, progress, _hooks,
-                   console, "fastpitch", load_report=_report_rows(load_report))
+        summary = fit(task, settings, run, loader, sampler, val_batches, dev, dist_info, resume_ckpt, progress,
+                      _hooks, console, "fastpitch", load_report=_report_rows(load_report))
+        if dist_info.is_main and val_batches and summary.get("stopped") == "finished":
+            summary["held_out"] = held_out_check(ws, summary, meta, settings.eval_asr, console)
+        return summary
+
+
+# intelligibility a user can rely on: Whisper base reads clean real speech at ~1-4 % CER
+INTELLIGIBLE_CER = 0.10
+
+
+def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str | None) -> tuple:
+    """`eval_asr: auto` -> whisper-base where the [eval] extra is installed, else none;
+    `best_metric: auto` -> cer with a recogniser, else mcd (both track the free-running voice,
+    unlike the teacher-forced validation loss)."""
+    from tts_cli.asr import resolve_asr_name
+
+    asr = eval_asr if eval_asr is not None else train_dict.get("eval_asr")
+    if asr is not None:
+        eval_asr = resolve_asr_name(asr)
+        train_dict.pop("eval_asr", None)
+    best = best_metric if best_metric is not None else train_dict.get("best_metric")
+    if best == "auto":
+        best_metric = "cer" if eval_asr not in (None, "none") else "mcd"
+        train_dict.pop("best_metric", None)
+    return eval_asr, best_metric
+
+
+def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console) -> dict | None:
+    """The user's answer to "did it work?": the best checkpoint speaks every validation
+    utterance of their own data (never trained on), scored by CER with a recogniser, else by MCD.
+    A clear warning when the voice is not intelligible."""
+    from tts_cli import checkpoints
+    from tts_cli.asr import ASRUnavailable, resolve_asr_name
+    from tts_cli.stages.evaluate import evaluate_checkpoint_quick
+
+    path = summary.get("best_checkpoint") or summary.get("last_checkpoint")
+    rows = ws.load_manifest("val")
+    if not path or not rows:
+        return None
+    asr_name = resolve_asr_name(asr) if asr not in (None, "none") else resolve_asr_name("auto")
+    model = checkpoints.build_fastpitch(checkpoints.load_checkpoint(path))
+    language = str(meta["text"].get("language") or "es")
+    try:
+        result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
+                                           asr=asr_name, language=language, limit=len(rows), asr_threads=2)
+    except ASRUnavailable:
+        result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
+                                           language=language, limit=len(rows))
+    result["checkpoint"] = str(path)
+    n, cer, mcd = result["n"], result.get("cer"), result.get("mcd")
+    where = f"{Path(path).name} on {n} held-out utterances of your data (the validation split)"
+    if cer is not None:
+        console.print(f"[bold]held-out check[/] {where}: CER {100 * cer:.1f} % (Whisper base, Griffin-Lim)"
+                      + (f", MCD {mcd:.2f} dB" if mcd is not None else ""), highlight=False)
+        if cer > INTELLIGIBLE_CER:
+            console.print(f"[bold yellow]warning:[/] the voice is not intelligible yet (CER {100 * cer:.0f} % > "
+                          f"{100 * INTELLIGIBLE_CER:.0f} %): listen to {Path(path).parent.parent}/samples, check "
+                          "WORK/align_report.jsonl, or train longer / on more data", highlight=False)
+    elif mcd is not None:
+        console.print(f"[bold]held-out check[/] {where}: MCD {mcd:.2f} dB; for an intelligibility score (CER) "
+                      "install the [eval] extra (pip install 'tts-cli[eval]')", highlight=False)
+    return result
 
 
 def _report_rows(report) -> list | None:

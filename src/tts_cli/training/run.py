@@ -54,9 +54,27 @@ def train_settings(train_dict: dict, **overrides):
 
     merged = {**train_dict, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        return TrainSettings.from_dict(merged)
+        settings = TrainSettings.from_dict(merged)
     except (TypeError, ValueError) as e:
         raise TrainConfigError(str(e)) from None
+    settings.num_workers = loader_workers(settings.num_workers)
+    return settings
+
+
+def loader_workers(requested: int) -> int:
+    """Data-loading workers that leave the training process a core of its own: on a 2-core
+    machine 4 workers only compete with the model (and torch warns on every run)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    usable = max(0, cores - 1)
+    if requested > usable:
+        log.info("data-loading workers %d -> %d (%d CPU cores)", requested, usable, cores)
+        return usable
+    return requested
 
 
 # ----------------------------------------------------------------------------- the run folder
