@@ -105,8 +105,8 @@ def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike
 
 
 def find_vocoder_beside(model_path: str | os.PathLike | None) -> Path | None:
-    """The vocoder that goes with a model file: a bundled voice's own (None when it uses
-    Griffin-Lim), else `vocoder.pt` / `hifigan.pt` next to the file."""
+    """The vocoder that goes with a model file: a bundled voice's own (None when it has no
+    HiFi-GAN), else `vocoder.pt` / `hifigan.pt` next to the file; None = the default vocoder."""
     if model_path is None:
         return None
     from tts_cli.voices import voice_of
@@ -253,9 +253,9 @@ class Synthesizer:
     """FastPitch checkpoint (+ vocoder) -> `synthesize(text) -> Result`.
 
     model: a checkpoint path or an already loaded checkpoint dict (ours or NVIDIA's FastPitch).
-    vocoder: None (a bundled voice's own vocoder, else one beside the model file, else Griffin-Lim),
-    `griffin-lim`, a HiFi-GAN
-    checkpoint path, or a ready `tts_cli.vocoders.Vocoder`.
+    vocoder: None (a bundled voice's own vocoder, else one beside the model file, else the default:
+    the universal HiFi-GAN V1), `griffin-lim`, `universal`, a HiFi-GAN checkpoint path, or a ready
+    `tts_cli.vocoders.Vocoder`.
     """
 
     def __init__(self, model: str | os.PathLike | dict, vocoder: Any = None, device: str | None = "cpu",
@@ -303,7 +303,12 @@ class Synthesizer:
             self.vocoder = vocoder
         else:
             spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
-            self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
+            if spec is None:  # no HiFi-GAN of its own: the universal V1 (tts_cli.vocoders.load_default_vocoder)
+                from tts_cli.vocoders import load_default_vocoder
+
+                self.vocoder = load_default_vocoder(self.audio, device=self.device, precision=precision)
+            else:
+                self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
         self.sample_rate = int(self.audio["sample_rate"])
         self.hop = int(self.audio["hop_length"])
         self._torch = torch
@@ -520,7 +525,8 @@ class Synthesizer:
         return results
 
     def _vocode(self, mels: dict[int, Any], batch_frames: int = 4000) -> dict[int, np.ndarray]:
-        """Vocoder over chunks grouped by similar length (padding with silence frames)."""
+        """Vocoder over chunks grouped by similar length (padding with silence frames); a CPU
+        HiFi-GAN gets all chunks at once (`HiFiGANVocoder.vocode_many`: fixed-size windows)."""
         torch = self._torch
         if torch.device(self.device).type == "cpu":
             batch_frames = 0  # one chunk at a time: no padding work, activations that stay small
@@ -537,6 +543,18 @@ class Synthesizer:
                 groups.append([i])
         fade = max(1, int(FADE_S * self.sample_rate))
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+
+        def faded(w: np.ndarray) -> np.ndarray:
+            if len(w) > 2 * fade:
+                w[:fade] *= ramp
+                w[-fade:] *= ramp[::-1]
+            return w
+
+        if getattr(self.vocoder, "window", 0) and order:  # CPU HiFi-GAN: all chunks in fixed-size windows
+            wavs = self.vocoder.vocode_many([mels[i] for i in order])
+            for i, w in zip(order, wavs):
+                out[i] = faded(w.float().cpu().numpy().copy())
+            return out
         for g in groups:
             T = mels[g[0]].shape[1]
             batch = torch.full((len(g), mels[g[0]].shape[0], T), floor, device=mels[g[0]].device)
@@ -544,11 +562,7 @@ class Synthesizer:
                 batch[r, :, :mels[i].shape[1]] = mels[i]
             wav = self.vocoder(batch).float().cpu().numpy()
             for r, i in enumerate(g):
-                w = wav[r, :mels[i].shape[1] * self.hop].copy()
-                if len(w) > 2 * fade:
-                    w[:fade] *= ramp
-                    w[-fade:] *= ramp[::-1]
-                out[i] = w
+                out[i] = faded(wav[r, :mels[i].shape[1] * self.hop].copy())
         return out
 
 

@@ -123,10 +123,12 @@ def synthesize_command(
         bundled = voice_of(model_path)
         shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
         console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}", highlight=False)
-        if synth.vocoder.name == "griffin-lim" and vocoder is None:
-            why = f"voice {bundled.name} ships without a HiFi-GAN" if bundled else "no --vocoder given"
-            console.print(f"[dim]{why}: Griffin-Lim (robotic); train one with "
-                          "`tts train --model hifigan WORK --out RUN`[/]", highlight=False)
+        if synth.vocoder.is_default:
+            why = f"voice {bundled.name} ships without a HiFi-GAN of its own" if bundled else "no --vocoder given"
+            what = ("the universal HiFi-GAN V1 (not matched to this voice)" if synth.vocoder.name == "hifigan"
+                    else "Griffin-Lim (robotic)")
+            console.print(f"[dim]{why}: {what}; match one with `tts train WORK --model hifigan --init-from universal "
+                          "--gta CKPT --out RUN`[/]", highlight=False)
         controls = dict(speaker=speaker, speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale,
                         energy_scale=energy_scale, text_type=text_type)
         rows: list[tuple[str, object, str]] = []
