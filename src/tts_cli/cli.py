@@ -309,15 +309,17 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval/<checkpoint>-<split>)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Evaluate only the first N utterances."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    dnsmos: bool = typer.Option(True, "--dnsmos/--no-dnsmos", help="Naturalness by DNSMOS P.808 / OVRL (needs `pip install -e .\\[eval]`; skipped with a note when missing)."),
 ) -> None:
-    """Score a voice: intelligibility by offline speech recognition (CER/WER), MCD, F0 and duration error."""
+    """Score a voice: intelligibility by offline speech recognition (CER/WER), DNSMOS, MCD, F0 and duration error."""
     from .stages.evaluate import EvaluateError, evaluate as run
     from .workspace import WorkspaceError
 
     if data is None and texts is None:
         _fail("give a workspace (--data WORK) or a text file (--texts FILE)")
     try:
-        run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit)
+        run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit,
+            dnsmos=dnsmos)
     except (EvaluateError, WorkspaceError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
 
