@@ -246,3 +246,17 @@ def test_a_model_that_predicts_no_frames_gets_a_clear_error():
     s = Synthesizer(voice, vocoder="griffin-lim")
     with pytest.raises(SynthesisError, match="no speech frames.*undertrained"):
         s.synthesize("pata")
+
+
+def test_auto_threads_leaves_the_cores_other_processes_use():
+    from tts_cli.synthesis import auto_threads
+
+    def reader_for(busy_cores, cores=2):
+        ticks = iter([(0, 0), (int(100 * busy_cores), 100 * cores)])
+        return lambda: next(ticks)
+
+    assert auto_threads(0, cores=2, reader=reader_for(0.05)) == (2, pytest.approx(0.05))
+    assert auto_threads(0, cores=2, reader=reader_for(1.0))[0] == 1
+    assert auto_threads(0, cores=2, reader=reader_for(2.0))[0] == 1  # never fewer than one
+    assert auto_threads(0, cores=8, reader=reader_for(3.0, 8))[0] == 5
+    assert auto_threads(0, cores=4, reader=lambda: None) == (4, 0.0)  # no /proc/stat: every core

@@ -218,6 +218,41 @@ def _segments(part: str, blocks: list[str]) -> list[tuple[str, str]]:
     return segs
 
 
+# ----------------------------------------------------------------------------- CPU threads
+
+def _cpu_busy_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat, None where there is no such file."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            parts = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
+    return sum(parts) - idle, sum(parts)
+
+
+def auto_threads(sample_s: float = 0.1, cores: int | None = None, reader=_cpu_busy_jiffies) -> tuple[int, float]:
+    """(torch threads, cores busy with other processes): the cores left idle over `sample_s`, at least 1.
+
+    On a shared CPU a thread per core is the worst choice: each parallel region of torch waits for
+    its slowest thread, and one that shares its core with another busy process makes all of them
+    wait (measured: `tts synthesize -i` of 40 sentences beside a training job took 0.66 s of wall
+    time per audio second with 2 threads on 2 cores, 0.21 with 1). Reading /proc/stat twice costs
+    `sample_s`; without it (not Linux) every core is used."""
+    import time as _time
+
+    cores = cores or os.cpu_count() or 1
+    a = reader()
+    if a is None or cores <= 1:
+        return cores, 0.0
+    _time.sleep(sample_s)
+    b = reader()
+    if b is None or b[1] <= a[1]:
+        return cores, 0.0
+    busy = cores * (b[0] - a[0]) / (b[1] - a[1])  # this process sleeps meanwhile: all of it is others'
+    return max(1, min(cores, int(cores - busy + 0.5))), busy
+
+
 # ----------------------------------------------------------------------------- results
 
 @dataclass
@@ -607,5 +642,5 @@ def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[t
 
 
 __all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "SynthesisError", "SynthesisWarning",
-           "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device",
+           "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device", "auto_threads",
            "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]

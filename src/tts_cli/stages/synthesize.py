@@ -48,6 +48,28 @@ def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> li
     return written
 
 
+def _set_threads(threads: int, device: str | None) -> str:
+    """torch's CPU threads: `threads`, or with 0 those cores that other processes leave idle
+    (`tts_cli.synthesis.auto_threads`); OMP_NUM_THREADS set by the user wins over auto. Returns a
+    note for the header line."""
+    import os
+
+    import torch
+
+    if device not in (None, "auto", "cpu") and not str(device).startswith("cpu"):
+        return ""
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+        return f" · {threads} thread(s)"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return f" · {torch.get_num_threads()} thread(s) (OMP_NUM_THREADS)"
+    from tts_cli.synthesis import auto_threads
+
+    n, busy = auto_threads()
+    torch.set_num_threads(n)
+    return f" · {n} thread(s) ({busy:.1f} of {os.cpu_count()} cores busy elsewhere)"
+
+
 def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
     """(results, [(id, line, reason)]) for one batch of (id, text, line) items.
 
@@ -99,6 +121,7 @@ def synthesize_command(
     precision: str = "auto",
     batch_size: int = 16,
     voice: str | None = None,
+    threads: int = 0,
     console=None,
 ) -> list:
     """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
@@ -117,12 +140,13 @@ def synthesize_command(
         text = sys.stdin.read()
     with _plain_warnings(console):
         model_path = resolve_model(model, run, voice)
+        thread_note = _set_threads(threads, device)
         synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size)
         from tts_cli.voices import voice_of
 
         bundled = voice_of(model_path)
         shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
-        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}", highlight=False)
+        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}{thread_note}", highlight=False)
         if synth.vocoder.is_default:
             why = f"voice {bundled.name} ships without a HiFi-GAN of its own" if bundled else "no --vocoder given"
             what = ("the universal HiFi-GAN V1 (not matched to this voice)" if synth.vocoder.name == "hifigan"
