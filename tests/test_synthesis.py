@@ -260,3 +260,20 @@ def test_auto_threads_leaves_the_cores_other_processes_use():
     assert auto_threads(0, cores=2, reader=reader_for(2.0))[0] == 1  # never fewer than one
     assert auto_threads(0, cores=8, reader=reader_for(3.0, 8))[0] == 5
     assert auto_threads(0, cores=4, reader=lambda: None) == (4, 0.0)  # no /proc/stat: every core
+
+
+def test_mel_contrast_spreads_speech_frames_and_leaves_silence():
+    from tts_cli.synthesis import mel_contrast
+
+    floor = float(np.log(1e-5))
+    rng = np.random.default_rng(0)
+    mel = np.full((80, 30), floor, np.float32)
+    mel[:, 5:25] = -4 + rng.normal(0, 1, (80, 20)).astype(np.float32)
+    for m in (mel, torch.from_numpy(mel)):
+        out = mel_contrast(m, 1.5, floor)
+        out = out.numpy() if hasattr(out, "numpy") else out
+        speech = mel[:, 5:25]
+        np.testing.assert_allclose(out[:, 5:25].mean(1), speech.mean(1), atol=1e-4)  # same level
+        np.testing.assert_allclose(out[:, 5:25].std(1), 1.5 * speech.std(1), rtol=1e-3)  # wider spread
+        assert np.array_equal(out[:, :5], mel[:, :5]) and out.min() >= floor  # silence untouched
+        assert mel_contrast(m, 1.0, floor) is m or np.array_equal(np.asarray(mel_contrast(m, 1.0, floor)), mel)

@@ -207,6 +207,7 @@ def synthesize(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     precision: str = typer.Option("auto", "--precision", help="Vocoder precision: auto (bf16 where this CPU runs it faster, measured) | fp32 | bf16."),
     batch_size: int = typer.Option(16, "--batch-size", help="Utterances per batch with -i."),
+    mel_contrast: Optional[float] = typer.Option(None, "--mel-contrast", help="Spread the mel around its mean before the vocoder (1 = off; default: 1, or the measured setting for the unmatched universal HiFi-GAN, see README)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores other processes leave idle, measured at start; OMP_NUM_THREADS wins)."),
 ) -> None:
     """Speak text with a trained voice; prints audio seconds and RTF (compute time / audio time)."""
@@ -224,7 +225,7 @@ def synthesize(
                            pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
                            speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
                            save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
-                           batch_size=batch_size, voice=voice, threads=threads)
+                           batch_size=batch_size, voice=voice, threads=threads, mel_contrast=mel_contrast)
     except (SynthesisError, VocoderError, CheckpointError, PhonemizerError, FileNotFoundError) as e:
         _fail(str(e))
 

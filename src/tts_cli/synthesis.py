@@ -16,6 +16,8 @@ Controls (all optional, combinable):
   statistics stored in the checkpoint: f0' = (mean + scale * (f0 - mean)) * 2 ** (st / 12).
 - energy_scale: multiplies the predicted per-symbol energy (FastPitch's log(1 + energy)).
 - speaker: a name from the checkpoint's speaker map, or an id.
+- contrast (Synthesizer): spreads the mel around its per-bin mean before the vocoder
+  (`mel_contrast`; 1 = off; default UNMATCHED_CONTRAST with the unmatched universal HiFi-GAN).
 
 RTF (real-time factor) = compute time / audio duration (0.1 = ten times faster than real time);
 compute time covers the front end, FastPitch and the vocoder, not loading the models.
@@ -218,6 +220,36 @@ def _segments(part: str, blocks: list[str]) -> list[tuple[str, str]]:
     return segs
 
 
+# ----------------------------------------------------------------------------- mel contrast
+
+# Default contrast for the unmatched universal HiFi-GAN (see `mel_contrast`); chosen on held-out
+# sentences 41-100 of data/teacher_test_es.txt, measured on sentences 1-40 (README "Vocoders").
+UNMATCHED_CONTRAST = 1.1
+
+
+def mel_contrast(mel, factor: float, floor: float, margin: float = 3.0):
+    """Spread each mel bin around its mean over the speech frames by `factor` (> 1 sharper).
+
+    FastPitch's L1/L2-trained mels are smoother than real ones (their variance over time is too
+    small, the statistical-parametric "over-smoothing"); a vocoder trained on real mels, like the
+    universal HiFi-GAN, then sounds muffled and buzzy. Scaling the deviations back up (a global
+    variance compensation) is the classic inference-time fix; fine-tuning the vocoder on GTA mels
+    is the thorough one. Speech frames are those whose loudest bin exceeds the log floor by
+    `margin` nats; silence is left alone and nothing goes below the floor. Works on numpy or
+    torch [n_mels, T]."""
+    peak = mel.max(0)
+    peak = peak.values if hasattr(peak, "values") else peak
+    speech = peak > floor + margin
+    if not bool(speech.any()):
+        return mel
+    out = mel.clone() if hasattr(mel, "clone") else mel.copy()
+    sel = mel[:, speech]
+    mu = sel.mean(1, keepdims=True) if not hasattr(sel, "clone") else sel.mean(1, keepdim=True)
+    scaled = mu + float(factor) * (sel - mu)
+    out[:, speech] = scaled.clamp(min=floor) if hasattr(scaled, "clamp") else np.maximum(scaled, floor)
+    return out
+
+
 # ----------------------------------------------------------------------------- CPU threads
 
 def _cpu_busy_jiffies() -> tuple[int, int] | None:
@@ -294,7 +326,8 @@ class Synthesizer:
     """
 
     def __init__(self, model: str | os.PathLike | dict, vocoder: Any = None, device: str | None = "cpu",
-                 precision: str = "auto", max_chunk_chars: int = MAX_CHUNK_CHARS, batch_size: int = 16):
+                 precision: str = "auto", max_chunk_chars: int = MAX_CHUNK_CHARS, batch_size: int = 16,
+                 contrast: float | None = None):
         import torch
 
         from tts_cli import checkpoints
@@ -346,6 +379,12 @@ class Synthesizer:
                 self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
         self.sample_rate = int(self.audio["sample_rate"])
         self.hop = int(self.audio["hop_length"])
+        # None: what suits the vocoder (UNMATCHED_CONTRAST for the universal V1, else 1 = off)
+        if contrast is None:
+            contrast = UNMATCHED_CONTRAST if getattr(self.vocoder, "label", None) == "universal" else 1.0
+        if not 0.5 <= float(contrast) <= 2.0:
+            raise SynthesisError(f"mel contrast {contrast}: use 1 (off) or a factor between 0.5 and 2")
+        self.mel_contrast = float(contrast)
         self._torch = torch
         if torch.device(self.device).type == "cpu":
             from tts_cli.vocoders import tune_malloc_for_inference
@@ -517,7 +556,7 @@ class Synthesizer:
                     info[i] = (out["durations"][r, :N].cpu().numpy().astype(np.int32),
                                denormalize_pitch(out["pitch"][r, :N].float().cpu().numpy(), mean, std)
                                .astype(np.float32))
-            wavs = self._vocode(mels)
+            wavs = self._vocode({i: self._contrast(m) for i, m in mels.items()})
 
         # ---- assemble each utterance: chunks + pauses
         floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
@@ -558,6 +597,13 @@ class Synthesizer:
             r.compute_s = total * r.seconds / total_audio
             r.rtf = r.compute_s / r.seconds if r.seconds > 0 else float("inf")
         return results
+
+    def _contrast(self, mel):
+        """`mel_contrast` on one chunk's mel (see `mel_contrast`); the Result keeps FastPitch's mel."""
+        if self.mel_contrast == 1.0 or mel.shape[-1] == 0:
+            return mel
+        floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
+        return mel_contrast(mel, self.mel_contrast, floor)
 
     def _vocode(self, mels: dict[int, Any], batch_frames: int = 4000) -> dict[int, np.ndarray]:
         """Vocoder over chunks grouped by similar length (padding with silence frames); a CPU
@@ -643,4 +689,5 @@ def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[t
 
 __all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "SynthesisError", "SynthesisWarning",
            "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device", "auto_threads",
+           "mel_contrast", "UNMATCHED_CONTRAST",
            "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]

@@ -122,6 +122,7 @@ def synthesize_command(
     batch_size: int = 16,
     voice: str | None = None,
     threads: int = 0,
+    mel_contrast: float | None = None,
     console=None,
 ) -> list:
     """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
@@ -141,12 +142,15 @@ def synthesize_command(
     with _plain_warnings(console):
         model_path = resolve_model(model, run, voice)
         thread_note = _set_threads(threads, device)
-        synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size)
+        synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
+                            contrast=mel_contrast)
         from tts_cli.voices import voice_of
 
         bundled = voice_of(model_path)
         shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
-        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}{thread_note}", highlight=False)
+        contrast = f" · mel contrast ×{synth.mel_contrast:g}" if synth.mel_contrast != 1.0 else ""
+        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}{contrast}{thread_note}",
+                      highlight=False)
         if synth.vocoder.is_default:
             why = f"voice {bundled.name} ships without a HiFi-GAN of its own" if bundled else "no --vocoder given"
             what = ("the universal HiFi-GAN V1 (not matched to this voice)" if synth.vocoder.name == "hifigan"
