@@ -14,6 +14,18 @@ while it is high are slower than the machine can do.
 
     .venv/bin/python benchmarks/synthesis.py [--reps 5] [--threads 1 2] [--quick]
     .venv/bin/python benchmarks/synthesis.py --voice es_base     # a bundled voice, as shipped
+    .venv/bin/python benchmarks/synthesis.py --compare [--n 20]  # vocoders side by side, new lengths
+
+--compare: the bundled voice es_base through each vocoder on N held-out sentences
+(data/teacher_test_es.txt), every one of a length not seen before, as `tts synthesize -i` meets
+them: Griffin-Lim, the universal HiFi-GAN V1 as shipped (fixed-size windows), the same V1
+vocoding each mel at its own length (the path before the windows: the baseline, same run), the
+universal V1 in fp32, and the Kokoro teacher when the [teacher] extra is installed (skipped
+otherwise). Each configuration runs in a fresh process (oneDNN's kernel cache is per process), at
+1 and 2 threads: load s (model + vocoder), first-call latency (the first sentence, kernels built
+then), RTF over all N sentences (compute / audio; the first call included), RTF of a second pass
+over the same lengths (kernels cached), peak RSS of the process, and the CPU time other processes
+used meanwhile (on 2 shared cores a busy neighbour slows 2-thread runs many times over).
 
 The last line is the FastPitch base + HiFi-GAN V3 figure at the highest thread count, or with
 --voice the bundled voice's own RTF (its weights, its predicted durations, its vocoder; baseline in
@@ -206,6 +218,112 @@ def bench_voice(args, target: float = 0.05) -> None:
           f"{'met' if result <= target else 'NOT met'})")
 
 
+COMPARE = {  # name -> (vocoder spec, precision, HiFi-GAN window: None = the default)
+    "griffin-lim": ("griffin-lim", "auto", None),
+    "universal V1": ("universal", "auto", None),
+    "universal V1, own lengths": ("universal", "auto", 0),
+    "universal V1, fp32": ("universal", "fp32", None),
+    "kokoro teacher": (None, None, None),
+}
+
+
+def held_out_sentences(n: int) -> list[str]:
+    path = Path(__file__).resolve().parents[1] / "data" / "teacher_test_es.txt"
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")][:n]
+
+
+def compare_child(name: str, threads: int, n: int) -> dict:
+    """One configuration in this (fresh) process: the figures of --compare as a dict."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(threads)
+    texts = held_out_sentences(n)
+    busy0, own0, t0 = cpu_busy_jiffies(), own_cpu_s(), time.perf_counter()
+    if name == "kokoro teacher":
+        from tts_cli.teacher import load_teacher
+
+        teacher = load_teacher("kokoro", voice="ef_dora", threads=threads)
+
+        def speak(text):
+            out = teacher.synthesize(text)
+            return len(out.audio) / out.sample_rate
+        describe = f"Kokoro-82M int8 ONNX, onnxruntime {threads} thread(s)"
+    else:
+        from tts_cli.synthesis import Synthesizer
+        from tts_cli.vocoders import load_vocoder
+        from tts_cli.voices import get_voice
+
+        spec, precision, window = COMPARE[name]
+        voice = get_voice("es_base")
+        synth = Synthesizer(str(voice.acoustic_path), vocoder="griffin-lim", device="cpu")
+        synth.vocoder = load_vocoder(spec, synth.audio, precision=precision, window=window)
+
+        def speak(text):
+            return synth.synthesize(text).seconds
+        describe = synth.vocoder.describe()
+    load_s = time.perf_counter() - t0
+    times, audio = [], []
+    for text in texts:
+        t1 = time.perf_counter()
+        audio.append(speak(text))
+        times.append(time.perf_counter() - t1)
+    t2 = time.perf_counter()
+    for text in texts:
+        speak(text)
+    again = time.perf_counter() - t2
+    wall = time.perf_counter() - t0
+    return {"name": name, "threads": threads, "describe": describe, "load_s": load_s, "first_s": times[0],
+            "first_audio_s": audio[0], "rtf": sum(times) / sum(audio), "rtf_again": again / sum(audio),
+            "audio_s": sum(audio), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "foreign_cores": foreign_cores(busy0, own0, wall)}
+
+
+def teacher_available() -> bool:
+    try:
+        from tts_cli.teacher.kokoro import unavailable_reason
+
+        return unavailable_reason() is None
+    except Exception:  # noqa: BLE001 - any import problem means: no teacher here
+        return False
+
+
+def bench_compare(args) -> None:
+    import json
+    import subprocess
+
+    import torch
+
+    names = [k for k in COMPARE if k != "kokoro teacher" or teacher_available()]
+    print(f"torch {torch.__version__}, {cpu_model()}, {os.cpu_count()} CPUs; voice es_base; {args.n} held-out "
+          f"sentences of new lengths (data/teacher_test_es.txt); each row a fresh process"
+          + ("" if "kokoro teacher" in names else "; Kokoro teacher skipped: the [teacher] extra is not installed"))
+    print("RTF = compute time / audio duration, first call included; 'again' = a second pass (kernels cached)")
+    head = f"{'vocoder':<27} {'thr':>3} {'load s':>7} {'first s':>8} {'RTF':>6} {'again':>6} {'peak MB':>8} {'others':>7}"
+    print(head)
+    rows = []
+    for threads in args.threads:
+        for name in names:
+            out = subprocess.run([sys.executable, __file__, "--compare-child", name, "--threads", str(threads),
+                                  "--n", str(args.n)], capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{name:<27} {threads:>3} failed: {out.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(r)
+            print(f"{name:<27} {threads:>3} {r['load_s']:>7.2f} {r['first_s']:>8.2f} {r['rtf']:>6.3f} "
+                  f"{r['rtf_again']:>6.3f} {r['peak_mb']:>8.0f} {r['foreign_cores']:>6.2f}c   {r['describe']}",
+                  flush=True)
+    base = {r["threads"]: r["rtf"] for r in rows if r["name"] == "universal V1, own lengths"}
+    for r in rows:
+        if r["name"] == "universal V1" and r["threads"] in base:
+            print(f"universal V1 at {r['threads']} thread(s), new lengths: RTF {r['rtf']:.3f} vs {base[r['threads']]:.3f} "
+                  f"vocoding each mel at its own length ({base[r['threads']] / r['rtf']:.2f}x)")
+    print("'others' = CPU cores other processes used meanwhile: above ~0.1 the timings are pessimistic")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
@@ -213,7 +331,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="2 reps, 2 threads only, base model only")
     ap.add_argument("--voice", help="time this bundled voice (tts voices) instead of the untrained grid")
+    ap.add_argument("--compare", action="store_true", help="vocoders side by side on held-out sentences (see above)")
+    ap.add_argument("--n", type=int, default=20, help="--compare: held-out sentences")
+    ap.add_argument("--compare-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.compare_child:
+        import json
+
+        print(json.dumps(compare_child(args.compare_child, args.threads[0], args.n)))
+        return None
+    if args.compare:
+        return bench_compare(args)
     if args.voice:
         return bench_voice(args)
     import torch

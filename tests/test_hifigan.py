@@ -79,9 +79,9 @@ def test_jik876_checkpoint_with_config_json(tmp_path):
     }))
     mel = torch.randn(1, 80, 11)
     ref = _reference_output(src, mel)
-    voc = load_vocoder(folder / "g_00100000", DEFAULT_AUDIO, precision="fp32", channels_last=False)
+    voc = load_vocoder(folder / "g_00100000", DEFAULT_AUDIO, precision="fp32", window=0, channels_last=False)
     torch.testing.assert_close(voc(mel), ref, atol=1e-5, rtol=1e-4)
-    fast = load_vocoder(folder / "g_00100000", DEFAULT_AUDIO, precision="fp32")  # channels-last on CPU
+    fast = load_vocoder(folder / "g_00100000", DEFAULT_AUDIO, precision="fp32", window=0)  # channels-last on CPU
     torch.testing.assert_close(fast(mel), ref, atol=1e-5, rtol=1e-4)
     assert voc.sample_rate == 22050 and voc.hop_length == 256
 
@@ -89,7 +89,7 @@ def test_jik876_checkpoint_with_config_json(tmp_path):
 def test_jik876_v3_without_config_json_is_inferred_from_shapes(tmp_path):
     src = _randomize(Generator(HiFiGANConfig.from_dict({"preset": "v3", "upsample_initial_channel": 32})), seed=1)
     torch.save({"generator": src.state_dict()}, tmp_path / "g_02500000")
-    voc = load_vocoder(tmp_path / "g_02500000", DEFAULT_AUDIO, precision="fp32", channels_last=False)
+    voc = load_vocoder(tmp_path / "g_02500000", DEFAULT_AUDIO, precision="fp32", window=0, channels_last=False)
     assert voc.config.resblock == "2" and voc.config.resblock_dilation_sizes == [[1, 2], [2, 6], [3, 12]]
     assert voc.config.upsample_rates == [8, 8, 4]
     mel = torch.randn(2, 80, 6)
@@ -122,7 +122,7 @@ def test_nvidia_checkpoint_layout_and_kernel_order(tmp_path, kernel_order, with_
     ckpt["generator"]["module.conv_post.weight_g"] = ckpt["generator"]["module.conv_post.weight_g"].reshape(1)
     path = tmp_path / "hifigan_gen_checkpoint_6500.pt"
     torch.save(ckpt, path)
-    voc = load_vocoder(path, DEFAULT_AUDIO, precision="fp32", channels_last=False)
+    voc = load_vocoder(path, DEFAULT_AUDIO, precision="fp32", window=0, channels_last=False)
     assert voc.config.resblock_kernel_sizes == kernel_order
     mel = torch.randn(1, 80, 10)
     torch.testing.assert_close(voc(mel), _reference_output(src, mel), atol=1e-5, rtol=1e-4)
@@ -135,7 +135,7 @@ def test_nvidia_layout_from_reference_json_loads(tmp_path):
     state = {k: torch.randn(shape, generator=g) * 0.05 for k, shape in ref["state_dict"].items()}
     path = tmp_path / "hifigan_gen_checkpoint_10000_ft.pt"
     torch.save({"generator": state, "config": ref["config"]}, path)
-    voc = load_vocoder(path, DEFAULT_AUDIO, precision="fp32", channels_last=False)
+    voc = load_vocoder(path, DEFAULT_AUDIO, precision="fp32", window=0, channels_last=False)
     # the same weights put by hand into our flat layout
     flat = {}
     for k, v in state.items():
@@ -160,9 +160,9 @@ def test_our_checkpoint_loads_and_bf16_stays_close(tmp_path):
     _save_ours(tmp_path / "voc.pt", cfg, DEFAULT_AUDIO, src)
     mel = torch.randn(1, 80, 12)
     ref = _reference_output(src, mel)
-    voc = load_vocoder(tmp_path / "voc.pt", DEFAULT_AUDIO, precision="fp32", channels_last=False)
+    voc = load_vocoder(tmp_path / "voc.pt", DEFAULT_AUDIO, precision="fp32", window=0, channels_last=False)
     torch.testing.assert_close(voc(mel), ref, atol=1e-5, rtol=1e-4)
-    bf16 = load_vocoder(tmp_path / "voc.pt", DEFAULT_AUDIO, precision="bf16")
+    bf16 = load_vocoder(tmp_path / "voc.pt", DEFAULT_AUDIO, precision="bf16", window=0)
     err = (bf16(mel) - ref).pow(2).mean() / ref.pow(2).mean()
     assert float(err) < 1e-2  # > 20 dB SNR even for these far-from-trained random weights
 
@@ -318,8 +318,8 @@ def test_inference_path_and_chunked_vocoding_equal_the_whole_forward(preset):
     ref = _reference_output(gen, mel)
     assert ref.abs().max() < 0.9 and ref.std() > 1e-4
     torch.testing.assert_close(gen.inference(mel).squeeze(1), ref, atol=1e-6, rtol=1e-4)
-    whole = HiFiGANVocoder(gen, DEFAULT_AUDIO, precision="fp32", max_frames=0)
-    pieces = HiFiGANVocoder(gen, DEFAULT_AUDIO, precision="fp32", max_frames=16)  # 5 pieces of 14 frames
+    whole = HiFiGANVocoder(gen, DEFAULT_AUDIO, precision="fp32", window=0, max_frames=0)
+    pieces = HiFiGANVocoder(gen, DEFAULT_AUDIO, precision="fp32", window=0, max_frames=16)  # 5 pieces of 14 frames
     torch.testing.assert_close(whole(mel), ref, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(pieces(mel), ref, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(pieces(mel[0]), ref[0], atol=1e-6, rtol=1e-4)

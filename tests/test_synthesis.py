@@ -246,3 +246,34 @@ def test_a_model_that_predicts_no_frames_gets_a_clear_error():
     s = Synthesizer(voice, vocoder="griffin-lim")
     with pytest.raises(SynthesisError, match="no speech frames.*undertrained"):
         s.synthesize("pata")
+
+
+def test_auto_threads_leaves_the_cores_other_processes_use():
+    from tts_cli.synthesis import auto_threads
+
+    def reader_for(busy_cores, cores=2):
+        ticks = iter([(0, 0), (int(100 * busy_cores), 100 * cores)])
+        return lambda: next(ticks)
+
+    assert auto_threads(0, cores=2, reader=reader_for(0.05)) == (2, pytest.approx(0.05))
+    assert auto_threads(0, cores=2, reader=reader_for(1.0))[0] == 1
+    assert auto_threads(0, cores=2, reader=reader_for(2.0))[0] == 1  # never fewer than one
+    assert auto_threads(0, cores=8, reader=reader_for(3.0, 8))[0] == 5
+    assert auto_threads(0, cores=4, reader=lambda: None) == (4, 0.0)  # no /proc/stat: every core
+
+
+def test_mel_contrast_spreads_speech_frames_and_leaves_silence():
+    from tts_cli.synthesis import mel_contrast
+
+    floor = float(np.log(1e-5))
+    rng = np.random.default_rng(0)
+    mel = np.full((80, 30), floor, np.float32)
+    mel[:, 5:25] = -4 + rng.normal(0, 1, (80, 20)).astype(np.float32)
+    for m in (mel, torch.from_numpy(mel)):
+        out = mel_contrast(m, 1.5, floor)
+        out = out.numpy() if hasattr(out, "numpy") else out
+        speech = mel[:, 5:25]
+        np.testing.assert_allclose(out[:, 5:25].mean(1), speech.mean(1), atol=1e-4)  # same level
+        np.testing.assert_allclose(out[:, 5:25].std(1), 1.5 * speech.std(1), rtol=1e-3)  # wider spread
+        assert np.array_equal(out[:, :5], mel[:, :5]) and out.min() >= floor  # silence untouched
+        assert mel_contrast(m, 1.0, floor) is m or np.array_equal(np.asarray(mel_contrast(m, 1.0, floor)), mel)

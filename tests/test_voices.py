@@ -134,7 +134,7 @@ def test_list_get_default_and_broken_voices(voices_root, use_voices, tmp_path):
     with pytest.raises(VoiceError, match="c_missing.*missing"):
         voices.get_voice("c_missing")
     gl = voices.get_voice("b_gl")
-    assert gl.vocoder_label == "Griffin-Lim" and (gl.path / "hifigan.pt").exists()
+    assert gl.vocoder_label == "default (universal V1)" and (gl.path / "hifigan.pt").exists()
     assert find_vocoder_beside(gl.acoustic_path) is None  # voice.json decides, not a stray file
     assert find_vocoder_beside(v.acoustic_path) == v.vocoder_path
 
@@ -220,7 +220,7 @@ def test_export_voice_cli(run_dir, vocoder_ckpt, voices_root, tmp_path):  # noqa
     res = invoke(*args, "--name", "kokoro")
     assert res.exit_code == 1 and "not a voice folder" in res.stderr and (out / "kokoro" / "x.bin").exists()
     res = invoke("export-voice", "--model", run_dir, "--out", out, "--name", "mine", "--force", "--fp32")
-    assert res.exit_code == 0, res.output  # replaced: now float32 and Griffin-Lim, the old vocoder file gone
+    assert res.exit_code == 0, res.output  # replaced: now float32 and no vocoder of its own, the old vocoder file gone
     voice = voices.load_voice(out / "mine")
     assert voice.vocoder_path is None and not (out / "mine" / "hifigan.pt").exists()
     assert voice.metadata["acoustic"]["dtype"] == "float32"

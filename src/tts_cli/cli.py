@@ -126,7 +126,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, metrics, samples)."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset (tiny, base) or recipe name/path."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimizer steps of the run."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: load weights only from a checkpoint (ours or NVIDIA's), or `bundled` / `bundled:NAME` (a bundled voice, see `tts voices`)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: load weights only from a checkpoint (ours or NVIDIA's), `bundled` / `bundled:NAME` (a bundled voice, see `tts voices`), or with --model hifigan `universal` (the universal HiFi-GAN V1)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default: on, bf16 where supported)."),
@@ -192,7 +192,7 @@ def synthesize(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
     run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
-    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint (ours, jik876, NVIDIA) or griffin-lim (default: the voice's own, else a vocoder beside the model, else griffin-lim)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="universal (HiFi-GAN V1, installed with tts-cli) | griffin-lim | a HiFi-GAN checkpoint (ours, jik876, NVIDIA) (default: the voice's own, else a vocoder beside the model, else universal)."),
     speed: Optional[float] = typer.Option(None, "--speed", help="Speaking rate: >1 faster, 2 = half the duration (default 1)."),
     pace: Optional[float] = typer.Option(None, "--pace", help="Alias of --speed."),
     pitch_shift: float = typer.Option(0.0, "--pitch-shift", help="Semitones (12 = one octave up)."),
@@ -207,6 +207,8 @@ def synthesize(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     precision: str = typer.Option("auto", "--precision", help="Vocoder precision: auto (bf16 where this CPU runs it faster, measured) | fp32 | bf16."),
     batch_size: int = typer.Option(16, "--batch-size", help="Utterances per batch with -i."),
+    mel_contrast: Optional[float] = typer.Option(None, "--mel-contrast", help="Spread the mel around its mean before the vocoder (1 = off; default: 1, or the measured setting for the unmatched universal HiFi-GAN, see README)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores other processes leave idle, measured at start; OMP_NUM_THREADS wins)."),
 ) -> None:
     """Speak text with a trained voice; prints audio seconds and RTF (compute time / audio time)."""
     from .checkpoints import CheckpointError
@@ -223,7 +225,7 @@ def synthesize(
                            pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
                            speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
                            save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
-                           batch_size=batch_size, voice=voice)
+                           batch_size=batch_size, voice=voice, threads=threads, mel_contrast=mel_contrast)
     except (SynthesisError, VocoderError, CheckpointError, PhonemizerError, FileNotFoundError) as e:
         _fail(str(e))
 
@@ -309,15 +311,17 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval/<checkpoint>-<split>)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Evaluate only the first N utterances."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    dnsmos: bool = typer.Option(True, "--dnsmos/--no-dnsmos", help="Naturalness by DNSMOS P.808 / OVRL (needs `pip install -e .\\[eval]`; skipped with a note when missing)."),
 ) -> None:
-    """Score a voice: intelligibility by offline speech recognition (CER/WER), MCD, F0 and duration error."""
+    """Score a voice: intelligibility by offline speech recognition (CER/WER), DNSMOS, MCD, F0 and duration error."""
     from .stages.evaluate import EvaluateError, evaluate as run
     from .workspace import WorkspaceError
 
     if data is None and texts is None:
         _fail("give a workspace (--data WORK) or a text file (--texts FILE)")
     try:
-        run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit)
+        run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit,
+            dnsmos=dnsmos)
     except (EvaluateError, WorkspaceError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
 

@@ -16,6 +16,8 @@ Controls (all optional, combinable):
   statistics stored in the checkpoint: f0' = (mean + scale * (f0 - mean)) * 2 ** (st / 12).
 - energy_scale: multiplies the predicted per-symbol energy (FastPitch's log(1 + energy)).
 - speaker: a name from the checkpoint's speaker map, or an id.
+- contrast (Synthesizer): spreads the mel around its per-bin mean before the vocoder
+  (`mel_contrast`; 1 = off; default UNMATCHED_CONTRAST with the unmatched universal HiFi-GAN).
 
 RTF (real-time factor) = compute time / audio duration (0.1 = ten times faster than real time);
 compute time covers the front end, FastPitch and the vocoder, not loading the models.
@@ -105,8 +107,8 @@ def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike
 
 
 def find_vocoder_beside(model_path: str | os.PathLike | None) -> Path | None:
-    """The vocoder that goes with a model file: a bundled voice's own (None when it uses
-    Griffin-Lim), else `vocoder.pt` / `hifigan.pt` next to the file."""
+    """The vocoder that goes with a model file: a bundled voice's own (None when it has no
+    HiFi-GAN), else `vocoder.pt` / `hifigan.pt` next to the file; None = the default vocoder."""
     if model_path is None:
         return None
     from tts_cli.voices import voice_of
@@ -218,6 +220,71 @@ def _segments(part: str, blocks: list[str]) -> list[tuple[str, str]]:
     return segs
 
 
+# ----------------------------------------------------------------------------- mel contrast
+
+# Default contrast for the unmatched universal HiFi-GAN (see `mel_contrast`); chosen on held-out
+# sentences 41-100 of data/teacher_test_es.txt, measured on sentences 1-40 (README "Vocoders").
+UNMATCHED_CONTRAST = 1.1
+
+
+def mel_contrast(mel, factor: float, floor: float, margin: float = 3.0):
+    """Spread each mel bin around its mean over the speech frames by `factor` (> 1 sharper).
+
+    FastPitch's L1/L2-trained mels are smoother than real ones (their variance over time is too
+    small, the statistical-parametric "over-smoothing"); a vocoder trained on real mels, like the
+    universal HiFi-GAN, then sounds muffled and buzzy. Scaling the deviations back up (a global
+    variance compensation) is the classic inference-time fix; fine-tuning the vocoder on GTA mels
+    is the thorough one. Speech frames are those whose loudest bin exceeds the log floor by
+    `margin` nats; silence is left alone and nothing goes below the floor. Works on numpy or
+    torch [n_mels, T]."""
+    peak = mel.max(0)
+    peak = peak.values if hasattr(peak, "values") else peak
+    speech = peak > floor + margin
+    if not bool(speech.any()):
+        return mel
+    out = mel.clone() if hasattr(mel, "clone") else mel.copy()
+    sel = mel[:, speech]
+    mu = sel.mean(1, keepdims=True) if not hasattr(sel, "clone") else sel.mean(1, keepdim=True)
+    scaled = mu + float(factor) * (sel - mu)
+    out[:, speech] = scaled.clamp(min=floor) if hasattr(scaled, "clamp") else np.maximum(scaled, floor)
+    return out
+
+
+# ----------------------------------------------------------------------------- CPU threads
+
+def _cpu_busy_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat, None where there is no such file."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            parts = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
+    return sum(parts) - idle, sum(parts)
+
+
+def auto_threads(sample_s: float = 0.1, cores: int | None = None, reader=_cpu_busy_jiffies) -> tuple[int, float]:
+    """(torch threads, cores busy with other processes): the cores left idle over `sample_s`, at least 1.
+
+    On a shared CPU a thread per core is the worst choice: each parallel region of torch waits for
+    its slowest thread, and one that shares its core with another busy process makes all of them
+    wait (measured: `tts synthesize -i` of 40 sentences beside a training job took 0.66 s of wall
+    time per audio second with 2 threads on 2 cores, 0.21 with 1). Reading /proc/stat twice costs
+    `sample_s`; without it (not Linux) every core is used."""
+    import time as _time
+
+    cores = cores or os.cpu_count() or 1
+    a = reader()
+    if a is None or cores <= 1:
+        return cores, 0.0
+    _time.sleep(sample_s)
+    b = reader()
+    if b is None or b[1] <= a[1]:
+        return cores, 0.0
+    busy = cores * (b[0] - a[0]) / (b[1] - a[1])  # this process sleeps meanwhile: all of it is others'
+    return max(1, min(cores, int(cores - busy + 0.5))), busy
+
+
 # ----------------------------------------------------------------------------- results
 
 @dataclass
@@ -275,13 +342,14 @@ class Synthesizer:
     """FastPitch checkpoint (+ vocoder) -> `synthesize(text) -> Result`.
 
     model: a checkpoint path or an already loaded checkpoint dict (ours or NVIDIA's FastPitch).
-    vocoder: None (a bundled voice's own vocoder, else one beside the model file, else Griffin-Lim),
-    `griffin-lim`, a HiFi-GAN
-    checkpoint path, or a ready `tts_cli.vocoders.Vocoder`.
+    vocoder: None (a bundled voice's own vocoder, else one beside the model file, else the default:
+    the universal HiFi-GAN V1), `griffin-lim`, `universal`, a HiFi-GAN checkpoint path, or a ready
+    `tts_cli.vocoders.Vocoder`.
     """
 
     def __init__(self, model: str | os.PathLike | dict, vocoder: Any = None, device: str | None = "cpu",
-                 precision: str = "auto", max_chunk_chars: int = MAX_CHUNK_CHARS, batch_size: int = 16):
+                 precision: str = "auto", max_chunk_chars: int = MAX_CHUNK_CHARS, batch_size: int = 16,
+                 contrast: float | None = None):
         import torch
 
         from tts_cli import checkpoints
@@ -331,9 +399,20 @@ class Synthesizer:
             self.vocoder = vocoder
         else:
             spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
-            self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
+            if spec is None:  # no HiFi-GAN of its own: the universal V1 (tts_cli.vocoders.load_default_vocoder)
+                from tts_cli.vocoders import load_default_vocoder
+
+                self.vocoder = load_default_vocoder(self.audio, device=self.device, precision=precision)
+            else:
+                self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
         self.sample_rate = int(self.audio["sample_rate"])
         self.hop = int(self.audio["hop_length"])
+        # None: what suits the vocoder (UNMATCHED_CONTRAST for the universal V1, else 1 = off)
+        if contrast is None:
+            contrast = UNMATCHED_CONTRAST if getattr(self.vocoder, "label", None) == "universal" else 1.0
+        if not 0.5 <= float(contrast) <= 2.0:
+            raise SynthesisError(f"mel contrast {contrast}: use 1 (off) or a factor between 0.5 and 2")
+        self.mel_contrast = float(contrast)
         self._torch = torch
         if torch.device(self.device).type == "cpu":
             from tts_cli.vocoders import tune_malloc_for_inference
@@ -515,7 +594,7 @@ class Synthesizer:
                     info[i] = (out["durations"][r, :N].cpu().numpy().astype(np.int32),
                                denormalize_pitch(out["pitch"][r, :N].float().cpu().numpy(), mean, std)
                                .astype(np.float32))
-            wavs = self._vocode(mels)
+            wavs = self._vocode({i: self._contrast(m) for i, m in mels.items()})
 
         # ---- assemble each utterance: chunks + pauses
         floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
@@ -557,8 +636,16 @@ class Synthesizer:
             r.rtf = r.compute_s / r.seconds if r.seconds > 0 else float("inf")
         return results
 
+    def _contrast(self, mel):
+        """`mel_contrast` on one chunk's mel (see `mel_contrast`); the Result keeps FastPitch's mel."""
+        if self.mel_contrast == 1.0 or mel.shape[-1] == 0:
+            return mel
+        floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
+        return mel_contrast(mel, self.mel_contrast, floor)
+
     def _vocode(self, mels: dict[int, Any], batch_frames: int = 4000) -> dict[int, np.ndarray]:
-        """Vocoder over chunks grouped by similar length (padding with silence frames)."""
+        """Vocoder over chunks grouped by similar length (padding with silence frames); a CPU
+        HiFi-GAN gets all chunks at once (`HiFiGANVocoder.vocode_many`: fixed-size windows)."""
         torch = self._torch
         if torch.device(self.device).type == "cpu":
             batch_frames = 0  # one chunk at a time: no padding work, activations that stay small
@@ -575,6 +662,18 @@ class Synthesizer:
                 groups.append([i])
         fade = max(1, int(FADE_S * self.sample_rate))
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+
+        def faded(w: np.ndarray) -> np.ndarray:
+            if len(w) > 2 * fade:
+                w[:fade] *= ramp
+                w[-fade:] *= ramp[::-1]
+            return w
+
+        if getattr(self.vocoder, "window", 0) and order:  # CPU HiFi-GAN: all chunks in fixed-size windows
+            wavs = self.vocoder.vocode_many([mels[i] for i in order])
+            for i, w in zip(order, wavs):
+                out[i] = faded(w.float().cpu().numpy().copy())
+            return out
         for g in groups:
             T = mels[g[0]].shape[1]
             batch = torch.full((len(g), mels[g[0]].shape[0], T), floor, device=mels[g[0]].device)
@@ -582,11 +681,7 @@ class Synthesizer:
                 batch[r, :, :mels[i].shape[1]] = mels[i]
             wav = self.vocoder(batch).float().cpu().numpy()
             for r, i in enumerate(g):
-                w = wav[r, :mels[i].shape[1] * self.hop].copy()
-                if len(w) > 2 * fade:
-                    w[:fade] *= ramp
-                    w[-fade:] *= ramp[::-1]
-                out[i] = w
+                out[i] = faded(wav[r, :mels[i].shape[1] * self.hop].copy())
         return out
 
 
@@ -631,5 +726,6 @@ def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[t
 
 
 __all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "SynthesisError", "SynthesisWarning",
-           "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device",
+           "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device", "auto_threads",
+           "mel_contrast", "UNMATCHED_CONTRAST",
            "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]

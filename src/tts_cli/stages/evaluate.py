@@ -8,7 +8,9 @@ For each utterance of a workspace split (or each line of a text file):
   and voicing error on the DTW-paired frames (the project's pitch extractor with the workspace's
   pitch settings, on both clips), total-duration and speaking-rate difference;
 - per-symbol durations the model predicts for the reference symbols against WORK/durations
-  (mean absolute error in frames).
+  (mean absolute error in frames);
+- naturalness: DNSMOS P.808 and P.835 OVRL/SIG/BAK (`tts_cli.dnsmos`, the `[eval]` extra) of the
+  synthesised clip, and of the reference recording; skipped with a note when not installed.
 Writes REPORT_DIR/report.json (every number), REPORT_DIR/wavs/<id>.wav (the synthesised audio)
 and REPORT_DIR/compare.png (mel and pitch of a few utterances), and prints a table.
 Definitions of every metric: `tts_cli.metrics`.
@@ -31,9 +33,10 @@ N_PLOTS = 3  # utterances drawn in compare.png
 SUMMARY_KEYS = ("cer", "cer_folded", "wer", "ref_cer", "ref_cer_folded", "ref_wer", "mcd_db", "f0_rmse_cents",
                 "f0_gross_error_rate", "f0_rmse_cents_fine", "f0_mean_offset_cents", "voicing_error",
                 "duration_diff_s", "duration_ratio", "speaking_rate_diff_pct", "dur_mae_frames", "rtf",
-                "syn_f0_median_hz", "ref_f0_median_hz", "syn_f0_range_st", "ref_f0_range_st", "syn_rate", "ref_rate")
+                "syn_f0_median_hz", "ref_f0_median_hz", "syn_f0_range_st", "ref_f0_range_st", "syn_rate", "ref_rate",
+                "dnsmos_p808", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "ref_dnsmos_p808", "ref_dnsmos_ovrl")
 # per speaker (a multi-speaker voice is only as good as its worst speaker): what a reader compares
-SPEAKER_KEYS = ("cer", "ref_cer", "mcd_db", "syn_f0_median_hz", "ref_f0_median_hz", "syn_f0_range_st",
+SPEAKER_KEYS = ("cer", "ref_cer", "dnsmos_p808", "mcd_db", "syn_f0_median_hz", "ref_f0_median_hz", "syn_f0_range_st",
                 "ref_f0_range_st", "speaking_rate_diff_pct", "rtf")
 
 
@@ -209,6 +212,8 @@ def _score_one(item: dict, synth, asr, ctx: dict) -> tuple[dict, dict | None]:
     save_wav(wav_path, wav, sr)
     rec["wav"] = str(wav_path.relative_to(ctx["out"]))
 
+    if ctx.get("dnsmos") is not None:
+        rec.update(ctx["dnsmos"](wav, sr))
     if asr is not None:
         hyp = asr.transcribe(wav, sr)
         s = text_scores(text, hyp, language)
@@ -218,6 +223,8 @@ def _score_one(item: dict, synth, asr, ctx: dict) -> tuple[dict, dict | None]:
     if ref_path is None:
         return rec, None
     ref = load_audio(ref_path, sr)
+    if ctx.get("dnsmos") is not None:
+        rec.update({f"ref_{k}": v for k, v in ctx["dnsmos"](ref, sr).items()})
     if asr is not None:
         ref_hyp = asr.transcribe(ref, sr)
         s = text_scores(text, ref_hyp, language)
@@ -279,6 +286,7 @@ def evaluate(
     limit: int | None = None,
     language: str | None = None,
     asr_threads: int = 1,
+    dnsmos: bool = True,
     n_plots: int = N_PLOTS,
     progress: bool = True,
     console=None,
@@ -288,7 +296,8 @@ def evaluate(
     `model`: a checkpoint path (anything `tts_cli.synthesis.Synthesizer` accepts) or an object
     with `.synthesize(text, speaker=None)`. `data` + `split`: the workspace utterances with their
     reference recordings; `texts`: a text file instead (intelligibility only). A missing ASR extra
-    is reported and the ASR part skipped; one failing utterance is reported and the rest go on.
+    is reported and the ASR part skipped, and so is a missing DNSMOS (`dnsmos=False` skips it);
+    one failing utterance is reported and the rest go on.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -333,6 +342,18 @@ def evaluate(
         console.print(f"[yellow]ASR skipped:[/] {escape(str(e))}")
     if recognizer is None and "skipped" not in asr_info:
         asr_info["skipped"] = "--asr none"
+    dnsmos_info: dict[str, Any] = {"name": "DNSMOS (speechmos 0.0.1.1: P.808, P.835 SIG/BAK/OVRL), 16 kHz"}
+    scorer = None
+    if dnsmos:
+        from tts_cli.dnsmos import DNSMOSUnavailable, load_dnsmos
+
+        try:
+            scorer = load_dnsmos()
+        except DNSMOSUnavailable as e:
+            dnsmos_info["skipped"] = str(e)
+            console.print(f"[yellow]DNSMOS skipped:[/] {escape(str(e))}")
+    else:
+        dnsmos_info["skipped"] = "--no-dnsmos"
 
     duration_model = None
     if ws is not None:
@@ -343,7 +364,8 @@ def evaluate(
         except Exception as e:  # noqa: BLE001 - durations are one metric among many
             log.warning("per-symbol durations unavailable: %s", e)
     ctx = {"sample_rate": int(audio_cfg.sample_rate), "audio_cfg": audio_cfg, "language": language, "out": out,
-           "speakers": _synthesizer_speakers(synth), "pitch": _pitch_settings(ws), "duration_model": duration_model}
+           "speakers": _synthesizer_speakers(synth), "pitch": _pitch_settings(ws), "duration_model": duration_model,
+           "dnsmos": scorer}
 
     records, plots, failures = [], [], []
     with _progress(progress, console, len(items)) as advance:
@@ -365,7 +387,7 @@ def evaluate(
         "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
         "data": str(ws.root) if ws is not None else None, "split": None if texts else split,
         "texts": str(texts) if texts else None, "vocoder": vocoder, "device": device, "language": language,
-        "asr": asr_info, "pitch_method": ctx["pitch"]["method"], "sample_rate": ctx["sample_rate"],
+        "vocoder_used": _vocoder_used(synth), "asr": asr_info, "dnsmos": dnsmos_info, "pitch_method": ctx["pitch"]["method"], "sample_rate": ctx["sample_rate"],
         "n_utterances": len(records), "failures": failures, "summary": summary, "by_speaker": by_speaker,
         "utterances": records,
     }
@@ -377,6 +399,11 @@ def evaluate(
     atomic_write_json(out / "report.json", _json_safe(report))
     _print_table(console, report, out)
     return report
+
+
+def _vocoder_used(synth) -> str | None:
+    voc = getattr(synth, "vocoder", None)
+    return voc.describe() if hasattr(voc, "describe") else None
 
 
 def _summary(records: list[dict], key: str) -> dict:
@@ -435,6 +462,9 @@ _COLUMNS = (  # (key, header, format); short headers so the table fits 80 column
     ("cer_folded", "CERf%", lambda v: f"{100 * v:.1f}"),
     ("wer", "WER%", lambda v: f"{100 * v:.1f}"),
     ("ref_cer", "refCER%", lambda v: f"{100 * v:.1f}"),
+    ("dnsmos_p808", "P808", lambda v: f"{v:.2f}"),
+    ("dnsmos_ovrl", "OVRL", lambda v: f"{v:.2f}"),
+    ("ref_dnsmos_p808", "refP808", lambda v: f"{v:.2f}"),
     ("mcd_db", "MCD dB", lambda v: f"{v:.2f}"),
     ("f0_rmse_cents", "F0 ¢", lambda v: f"{v:.0f}"),
     ("f0_gross_error_rate", "GPE%", lambda v: f"{100 * v:.1f}"),
@@ -446,6 +476,7 @@ _COLUMNS = (  # (key, header, format); short headers so the table fits 80 column
 _LEGEND = {
     "cer_folded": "CERf = accent-folded CER",
     "ref_cer": "refCER = the recogniser on the reference recording (its floor)",
+    "dnsmos_p808": "P808 / OVRL = DNSMOS P.808 / P.835 overall MOS (1-5, a naturalness proxy)",
     "f0_rmse_cents": "F0 ¢ = F0 RMSE in cents where both voice",
     "f0_gross_error_rate": "GPE = share of those frames off by > 20 %",
     "speaking_rate_diff_pct": "Δrate > 0 = faster than the reference",
@@ -482,6 +513,7 @@ def _print_table(console, report: dict, out: Path, max_rows: int = 40) -> None:
 _SPEAKER_COLUMNS = (  # (key, header, format) of the per-speaker means
     ("cer", "CER%", lambda v: f"{100 * v:.1f}"),
     ("ref_cer", "refCER%", lambda v: f"{100 * v:.1f}"),
+    ("dnsmos_p808", "P808", lambda v: f"{v:.2f}"),
     ("mcd_db", "MCD dB", lambda v: f"{v:.2f}"),
     ("syn_f0_median_hz", "F0 Hz", lambda v: f"{v:.0f}"),
     ("ref_f0_median_hz", "refF0 Hz", lambda v: f"{v:.0f}"),
@@ -517,6 +549,10 @@ def _caption(report: dict) -> str:
     asr = report["asr"]
     parts = [f"{report['n_utterances']} utterances"]
     parts.append(f"ASR {asr['name']} ({asr['language']})" if "skipped" not in asr else f"ASR skipped: {asr['skipped']}")
+    if "skipped" in (report.get("dnsmos") or {}):
+        parts.append(f"DNSMOS skipped: {report['dnsmos']['skipped']}")
+    if report.get("vocoder_used"):
+        parts.append(f"vocoder {report['vocoder_used']}")
     if report["failures"]:
         parts.append(f"{len(report['failures'])} failed")
     from rich.markup import escape

@@ -49,6 +49,28 @@ def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> li
     return written
 
 
+def _set_threads(threads: int, device: str | None) -> str:
+    """torch's CPU threads: `threads`, or with 0 those cores that other processes leave idle
+    (`tts_cli.synthesis.auto_threads`); OMP_NUM_THREADS set by the user wins over auto. Returns a
+    note for the header line."""
+    import os
+
+    import torch
+
+    if device not in (None, "auto", "cpu") and not str(device).startswith("cpu"):
+        return ""
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+        return f" · {threads} thread(s)"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return f" · {torch.get_num_threads()} thread(s) (OMP_NUM_THREADS)"
+    from tts_cli.synthesis import auto_threads
+
+    n, busy = auto_threads()
+    torch.set_num_threads(n)
+    return f" · {n} thread(s) ({busy:.1f} of {os.cpu_count()} cores busy elsewhere)"
+
+
 def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
     """(results, [(id, line, reason)]) for one batch of (id, text, line) items.
 
@@ -100,6 +122,8 @@ def synthesize_command(
     precision: str = "auto",
     batch_size: int = 16,
     voice: str | None = None,
+    threads: int = 0,
+    mel_contrast: float | None = None,
     console=None,
 ) -> list:
     """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
@@ -129,16 +153,22 @@ def synthesize_command(
         text = sys.stdin.read()
     with _plain_warnings(console):
         model_path = resolve_model(model, run, voice)
-        synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size)
+        thread_note = _set_threads(threads, device)
+        synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
+                            contrast=mel_contrast)
         from tts_cli.voices import voice_of
 
         bundled = voice_of(model_path)
         shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
-        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}", highlight=False)
-        if synth.vocoder.name == "griffin-lim" and vocoder is None:
-            why = f"voice {bundled.name} ships without a HiFi-GAN" if bundled else "no --vocoder given"
-            console.print(f"[dim]{why}: Griffin-Lim (robotic); train one with "
-                          "`tts train --model hifigan WORK --out RUN`[/]", highlight=False)
+        contrast = f" · mel contrast ×{synth.mel_contrast:g}" if synth.mel_contrast != 1.0 else ""
+        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}{contrast}{thread_note}",
+                      highlight=False)
+        if synth.vocoder.is_default:
+            why = f"voice {bundled.name} ships without a HiFi-GAN of its own" if bundled else "no --vocoder given"
+            what = ("the universal HiFi-GAN V1 (not matched to this voice)" if synth.vocoder.name == "hifigan"
+                    else "Griffin-Lim (robotic)")
+            console.print(f"[dim]{why}: {what}; match one with `tts train WORK --model hifigan --init-from universal "
+                          "--gta CKPT --out RUN`[/]", highlight=False)
         controls = dict(speaker=speaker, speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale,
                         energy_scale=energy_scale, text_type=text_type)
         rows: list[tuple[str, object, str]] = []

