@@ -337,7 +337,7 @@ def test_griffin_lim_reconstructs_a_tone():
 @pytest.mark.parametrize("name", ["demo_es", "base", "finetune_es"])
 def test_recipes_resolve(name):
     from tts_cli.models.fastpitch import FastPitchConfig
-    from tts_cli.stages.train import resolve_config
+    from tts_cli.stages.train import _resolve_auto_eval, resolve_config
     from tts_cli.training.fastpitch_task import FastPitchTaskSettings
     from tts_cli.training.loop import TrainSettings
 
@@ -346,5 +346,6 @@ def test_recipes_resolve(name):
     FastPitchTaskSettings.pop_from(train)
     train.pop("freeze", None)
     train.pop("init_from", None)  # resolved by the train stage (a checkpoint or `bundled`)
-    TrainSettings.from_dict(train)
+    eval_asr, best = _resolve_auto_eval(train, None, None)  # `auto`: resolved by the train stage too
+    TrainSettings.from_dict({**train, **{k: v for k, v in (("eval_asr", eval_asr), ("best_metric", best)) if v}})
     FastPitchConfig.from_dict(c["model"])
