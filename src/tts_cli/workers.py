@@ -18,6 +18,14 @@ import time
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; os.cpu_count() where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _set_pdeathsig() -> bool:
     import ctypes
 

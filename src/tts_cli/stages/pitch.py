@@ -186,10 +186,9 @@ def _run_parallel(fn, jobs: list[dict], workers: int, on_result) -> None:
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    from ..workers import usable_cores
+
+    return usable_cores()
 
 
 # ----------------------------------------------------------------------------- stage

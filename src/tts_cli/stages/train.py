@@ -342,22 +342,21 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console) 
     utterance of their own data (never trained on), scored by CER with a recogniser, else by MCD.
     A clear warning when the voice is not intelligible."""
     from tts_cli import checkpoints
-    from tts_cli.asr import ASRUnavailable, resolve_asr_name
+    from tts_cli.asr import ASRUnavailable, load_asr
     from tts_cli.stages.evaluate import evaluate_checkpoint_quick
 
     path = summary.get("best_checkpoint") or summary.get("last_checkpoint")
     rows = ws.load_manifest("val")
     if not path or not rows:
         return None
-    asr_name = resolve_asr_name(asr) if asr not in (None, "none") else resolve_asr_name("auto")
-    model = checkpoints.build_fastpitch(checkpoints.load_checkpoint(path))
     language = str(meta["text"].get("language") or "es")
-    try:
-        result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
-                                           asr=asr_name, language=language, limit=len(rows), asr_threads=2)
+    try:  # the run's recogniser, else whichever is installed
+        recognizer = load_asr(asr if asr not in (None, "none") else "auto", language=language, threads=2)
     except ASRUnavailable:
-        result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
-                                           language=language, limit=len(rows))
+        recognizer = None
+    model = checkpoints.build_fastpitch(checkpoints.load_checkpoint(path))
+    result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
+                                       asr=recognizer, language=language, limit=len(rows))
     result["checkpoint"] = str(path)
     n, cer, mcd = result["n"], result.get("cer"), result.get("mcd")
     where = f"{Path(path).name} on {n} held-out utterances of your data (the validation split)"

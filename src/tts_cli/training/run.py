@@ -64,12 +64,9 @@ def train_settings(train_dict: dict, **overrides):
 def loader_workers(requested: int) -> int:
     """Data-loading workers that leave the training process a core of its own: on a 2-core
     machine 4 workers only compete with the model (and torch warns on every run)."""
-    import os
+    from tts_cli.workers import usable_cores
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     usable = max(0, cores - 1)
     if requested > usable:
         log.info("data-loading workers %d -> %d (%d CPU cores)", requested, usable, cores)
