@@ -77,6 +77,7 @@ def test_durations_recover_the_synthetic_truth(tmp_path):
         assert dur.sum() == row["n_frames"]
         sounding = np.array([s not in (" ", "ˈ") for s in row["symbols"]])
         assert (dur[sounding] >= 1).all()  # non-degenerate: every sound gets frames
+        assert (dur[[s == "ˈ" for s in row["symbols"]]] == 0).all()  # stress marks are not aligned
         errors.append(boundary_error(dur, truth[row["id"]]))
     # most utterances exact to within a frame or two; an untrained aligner is far off
     assert np.median(errors) <= 2, errors
@@ -312,3 +313,20 @@ def test_align_gives_the_lead_in_silence_to_a_leading_space(tmp_path):
     for row in rows:
         dur = np.load(ws.duration_path(row["id"]))
         assert dur.sum() == row["n_frames"] and dur[0] == 4 and dur[1] >= 1
+
+
+def test_stress_marks_are_left_out_of_the_aligner_input_and_get_no_frames(tmp_path):
+    from rich.console import Console
+
+    from tts_cli.stages.align import _load_items
+
+    make_workspace(tmp_path, n_utts=1)
+    ws = Workspace(tmp_path)
+    row = ws.load_manifest()[0]
+    (u,), _ = _load_items(ws, [row], SYMBOLS, Console(quiet=True))
+    assert "ˈ" not in u.symbols and len(u.symbols) == len(row["symbols"]) - 1
+    full = u.full_durations(np.arange(1, len(u.symbols) + 1, dtype=np.int32))
+    assert len(full) == len(row["symbols"]) and full[row["symbols"].index("ˈ")] == 0
+    assert list(full[full > 0]) == list(range(1, len(u.symbols) + 1))
+    (kept,), _ = _load_items(ws, [row], SYMBOLS, Console(quiet=True), zero_width_stress=False)
+    assert kept.symbols == row["symbols"] and kept.full_durations(np.ones(3)).tolist() == [1, 1, 1]

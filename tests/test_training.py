@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_workspace import DEFAULT_SYMBOLS, make_workspace, read_metrics  # noqa: E402
+from tts_cli.workspace import Workspace, WorkspaceError, atomic_write_jsonl  # noqa: E402
 
 # smaller than the `tiny` preset: every run here takes a second or two on one CPU core
 MICRO = {"preset": "tiny", "d_model": 48, "encoder_layers": 1, "decoder_layers": 1, "encoder_ff": 96,
@@ -269,6 +270,20 @@ def test_nan_guard_skips_steps_and_stops_naming_utterances(work, tmp_path, caplo
                   _hooks={"after_loss": lambda step, loss: loss + float("inf")})
     msg = str(err.value)
     assert "3 non-finite" in msg and "utt0" in msg
+
+
+def test_utterances_the_aligner_flagged_are_left_out_and_named(work, tmp_path, caplog):
+    ws = Workspace(work)
+    bad = next(r["id"] for r in ws.load_manifest() if r["split"] == "train")
+    ws.duration_path(bad).unlink()  # a flagged clip is not read at all: no durations needed
+    atomic_write_jsonl(ws.align_report, [{"id": bad, "confidence": 0.3, "reasons": ["low attention confidence 0.30 < 0.5"]}])
+    with caplog.at_level(logging.WARNING):
+        s = run_train(work, tmp_path / "run", cfg(2))
+    assert s["step"] == 2
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "left out 1 of" in text and bad in text and "low attention confidence" in text
+    with pytest.raises(WorkspaceError, match="no durations"):  # kept, it would need them
+        run_train(work, tmp_path / "kept", cfg(2, skip_flagged=False))
 
 
 def test_init_from_other_symbol_set_and_freeze(work, tmp_path):

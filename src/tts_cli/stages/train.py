@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tts_cli.training.run import TrainConfigError, load_train_config
-from tts_cli.workspace import Workspace, WorkspaceError
+from tts_cli.workspace import Workspace, WorkspaceError, read_jsonl
 
 log = logging.getLogger("tts_cli.train")
 
@@ -256,8 +256,11 @@ def train(
 
         # ---- data
         learned = align_mode == "learned"
+        train_rows = [r for r in rows if r.get("split") == "train"]
+        if not learned and task_settings.skip_flagged:
+            train_rows = _without_flagged(ws, train_rows, dist_info.is_main)
         train_ds = TTSDataset(ws, "train", symbols=symbols, speakers=speakers, pitch_stats=pitch_stats,
-                              use_durations=not learned, attn_prior=learned)
+                              use_durations=not learned, attn_prior=learned, rows=train_rows)
         if len(train_ds) == 0:
             raise WorkspaceError(f"{ws.root}: the train split is empty")
         sampler = BucketBatchSampler(
@@ -371,6 +374,29 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console) 
         console.print(f"[bold]held-out check[/] {where}: MCD {mcd:.2f} dB; for an intelligibility score (CER) "
                       "install the [eval] extra (pip install 'tts-cli[eval]')", highlight=False)
     return result
+
+
+def _without_flagged(ws: Workspace, rows: list[dict], verbose: bool) -> list[dict]:
+    """`rows` less the utterances align_report.jsonl flags (each named with its reason), unless that
+    would leave none: then all are kept, with a warning."""
+    flagged = {r["id"]: "; ".join(r.get("reasons") or ["flagged"]) for r in read_jsonl(ws.align_report)
+               if r.get("id")}
+    left_out = [r for r in rows if r["id"] in flagged]
+    if not left_out:
+        return rows
+    kept = [r for r in rows if r["id"] not in flagged]
+    if not kept:
+        log.warning("%s flags every training utterance; training on them all (check the alignment plots)",
+                    ws.align_report)
+        return rows
+    if verbose:
+        log.warning("left out %d of %d training utterances that `tts align` flagged (%s; train.skip_flagged: "
+                    "false keeps them):", len(left_out), len(rows), ws.align_report)
+        for r in left_out[:10]:
+            log.warning("  %s: %s", r["id"], flagged[r["id"]])
+        if len(left_out) > 10:
+            log.warning("  ... and %d more", len(left_out) - 10)
+    return kept
 
 
 def _report_rows(report) -> list | None:

@@ -20,8 +20,12 @@ class FastPitchTaskSettings:
     kl_weight: float = 1.0  # binarisation loss weight once ramped in (learned alignment only)
     kl_start_epoch: int = 0  # scripts/train.sh: ramp from epoch 0 ...
     kl_warmup_epochs: int = 100  # ... to full weight at epoch 100
+    # External durations: leave out the utterances `tts align` flagged in align_report.jsonl (low
+    # attention confidence, a symbol held too long, sounds with no frame): a wrong alignment
+    # teaches the decoder the wrong sound for a symbol.
+    skip_flagged: bool = True
 
-    KEYS = ("loss_weights", "kl_weight", "kl_start_epoch", "kl_warmup_epochs")
+    KEYS = ("loss_weights", "kl_weight", "kl_start_epoch", "kl_warmup_epochs", "skip_flagged")
 
     @classmethod
     def pop_from(cls, train: dict) -> "FastPitchTaskSettings":
@@ -37,7 +41,8 @@ class FastPitchTaskSettings:
 
     def to_dict(self) -> dict:
         return {"loss_weights": dict(self.loss_weights), "kl_weight": self.kl_weight,
-                "kl_start_epoch": self.kl_start_epoch, "kl_warmup_epochs": self.kl_warmup_epochs}
+                "kl_start_epoch": self.kl_start_epoch, "kl_warmup_epochs": self.kl_warmup_epochs,
+                "skip_flagged": self.skip_flagged}
 
     def kl_at(self, epoch: int) -> float:
         """NVIDIA's ramp: min((epoch - start) / warmup, 1) * weight, epochs counted from 1."""
