@@ -262,6 +262,41 @@ def export(
 
 
 @app.command()
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint, or with --engine onnx an export folder (default: --run, else --voice, else the default bundled voice)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="The default voice: a bundled voice by name (the others are served too)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; other than loopback needs --api-key."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require `Authorization: Bearer KEY` on /v1/ (default: $TTS_API_KEY)."),
+    max_chars: int = typer.Option(4096, "--max-chars", help="Longest input text accepted (characters)."),
+    max_queue: int = typer.Option(32, "--max-queue", help="Requests admitted at once (synthesizing or waiting); beyond it: 503 + Retry-After."),
+    workers: int = typer.Option(1, "--workers", help="Synthesis threads (1-2 on a CPU)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = the idle cores, shared among the workers)."),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnx (-m a `tts export --format onnx` folder)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="As for `tts synthesize`."),
+) -> None:
+    """Serve voices over HTTP: an OpenAI-compatible POST /v1/audio/speech, /v1/voices, /health and a web page at /."""
+    from .checkpoints import CheckpointError
+    from .config import check_number
+    from .serve.server import ServeError, serve as run_server
+    from .serve.service import Settings
+    from .synthesis import SynthesisError
+    from .vocoders import VocoderError
+
+    try:
+        check_number("--port", port, low=0, high=65535, integer=True)
+        check_number("--max-chars", max_chars, low=1, integer=True)
+        check_number("--max-queue", max_queue, low=1, integer=True)
+        check_number("--workers", workers, low=1, high=64, integer=True)
+        run_server(host=host, port=port, api_key=api_key, model=model, run=run, voice=voice, engine=engine,
+                   vocoder=vocoder, threads=threads,
+                   settings=Settings(max_chars=max_chars, max_queue=max_queue, workers=workers))
+    except (ServeError, SynthesisError, VocoderError, CheckpointError, ValueError) as e:
+        _fail(str(e))
+
+
+@app.command()
 def voices() -> None:
     """List the bundled voices (tts_cli/resources/voices/<name>/voice.json, then $TTS_VOICES_DIR) and say which is the default."""
     from .voices import print_voices

@@ -145,6 +145,11 @@ _SENTENCE_END = re.compile(r"([.!?…]+[\"'»)\]]*)(\s+)")
 _CLAUSE_END = re.compile(r"([,;:—]+)(\s+)")
 
 
+def pause_samples(chunk: Chunk, speed: float, sample_rate: int) -> int:
+    """Silence after a chunk, in samples: pauses follow the speed."""
+    return int(round(chunk.pause_s / float(speed) * sample_rate))
+
+
 def _placeholder(i: int) -> str:
     return f"\uE000{i}\uE001"  # private-use characters: cannot occur in real text
 
@@ -635,7 +640,7 @@ class Synthesizer:
             for i in (i for i in keep if plan[i][0] == u):
                 chunk = plan[i][1]
                 w = wavs[i]
-                pause = int(round(chunk.pause_s / float(speed) * self.sample_rate))  # pauses follow the speed
+                pause = pause_samples(chunk, speed, self.sample_rate)
                 parts += [w, np.zeros(pause, np.float32)]
                 mel_parts += [mels[i].cpu().numpy(), np.full((mels[i].shape[0], int(round(pause / self.hop))), floor,
                                                             np.float32)]
@@ -756,7 +761,7 @@ def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[t
     return out
 
 
-__all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "SynthesisError", "SynthesisWarning",
+__all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "pause_samples", "SynthesisError", "SynthesisWarning",
            "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device", "auto_threads",
            "mel_contrast", "UNMATCHED_CONTRAST", "PitchControl", "ENGINES",
            "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]
