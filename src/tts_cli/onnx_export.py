@@ -11,7 +11,8 @@ contrast, licence) is stored as JSON under the key `tts_cli` of fastpitch.onnx's
 so onnxruntime reads it back (`custom_metadata_map`) without the `onnx` package
 (`tts_cli.onnx_engine`). Batch size is 1: the engine runs one sentence at a time.
 
-The TorchScript exporter (`dynamo=False`) is used: it traces the length regulator written below
+The TorchScript exporter (`dynamo=False`) is used (the dynamo exporter needs onnxscript, not a
+dependency here): it traces the length regulator written below
 without `searchsorted` (no ONNX op), as a comparison of frame indices with the symbols' end
 frames, which gives the same frames as `regulate_length` for one utterance.
 """
@@ -95,9 +96,14 @@ def _save_onnx(module, args: tuple, path: Path, input_names, output_names, dynam
     import onnx
     import torch
 
+    import warnings
+
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the exporter's deprecation notice and tracer notes on shapes that are constant here (qkv split)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
         proto = onnx.load(str(tmp))
