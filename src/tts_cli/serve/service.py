@@ -26,6 +26,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# Short, middle and long sentences: the vocoder's 128-, 192- and 256-frame windows, and several windows
+WARM_UP_TEXT = ("Hola. Buenos días a todos, ¿cómo están hoy? El perro de San Roque no tiene rabo porque Ramón "
+                "Ramírez se lo ha cortado, y ahora todos los vecinos del pueblo hablan de ello en la plaza mayor.")
 # `model` values accepted besides the voice names (what OpenAI clients send)
 MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts-cli")
 
@@ -190,9 +193,17 @@ class SpeechService:
             except SynthesisError as e:
                 log.warning("skipped a sentence: %s", e)
 
-    def warm_up(self) -> None:
-        """One short sentence through the default voice: kernels built before the first request."""
-        self._synths[self.default_name].synthesize("Hola.")
+    def warm_up(self, text: str = WARM_UP_TEXT) -> None:
+        """Sentences of each vocoder window size through the default voice, as requests run them,
+        before the first request: the kernels for every window are built, and the heap grows to its
+        working size (glibc keeps freed activations for reuse, `tune_malloc_for_inference`), so
+        neither the first long sentence's latency nor the memory after it is a surprise."""
+        from tts_cli.synthesis import split_text
+
+        synth = self._synths[self.default_name]
+        speech = Speech(synth=synth, voice=self.default_name, speaker=None, chunks=split_text(text, synth.max_chunk_chars))
+        for i in range(len(speech.chunks)):  # on the pool: a worker thread's malloc arena is the one requests use
+            self.pool.submit(self._speak, speech, i).result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
