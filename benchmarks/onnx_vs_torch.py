@@ -4,7 +4,8 @@ its ONNX export (`tts export --format onnx`, onnxruntime), both with the univers
 Each engine speaks --n held-out sentences (tts_cli/resources/sentences/teacher_test_es.txt) one
 `synthesize` call each, after a warm-up of two, at each --threads count; RTF = compute time /
 audio duration (front end + FastPitch + vocoder; loading excluded). The torch engine runs as
-`tts synthesize` does (precision auto, fixed-size vocoder windows). 'others' = CPU cores other
+`tts synthesize` does (precision auto: bf16 where this CPU runs it faster, fixed-size vocoder
+windows) and, for a like-for-like row, in fp32 (the ONNX export is fp32). 'others' = CPU cores other
 processes used meanwhile: on a shared CPU the figures are pessimistic, compare within a run.
 """
 from __future__ import annotations
@@ -68,15 +69,17 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)  # before loading: the ONNX sessions take torch's thread count
         engines = {"torch": Synthesizer(voice.acoustic_path, device="cpu"),
+                   "torch fp32": Synthesizer(voice.acoustic_path, device="cpu", precision="fp32"),
                    "onnx": Synthesizer(args.onnx, engine="onnx")}
         for name, synth in engines.items():
             rtf, audio, others = time_engine(synth, texts)
             rows.append((threads, name, rtf))
-            print(f"{threads}T {name:<6} RTF {rtf:.3f}  ({audio:.1f} s audio; {synth.vocoder.describe()}; "
+            print(f"{threads}T {name:<10} RTF {rtf:.3f}  ({audio:.1f} s audio; {synth.vocoder.describe()}; "
                   f"others {others:.2f} cores)", flush=True)
     for threads in args.threads:
         r = {name: rtf for t, name, rtf in rows if t == threads}
-        print(f"{threads} thread(s): onnx / torch RTF = {r['onnx'] / r['torch']:.2f}")
+        print(f"{threads} thread(s): onnx / torch RTF = {r['onnx'] / r['torch']:.2f} "
+              f"(onnx / torch fp32 = {r['onnx'] / r['torch fp32']:.2f})")
     if tmp is not None:
         tmp.cleanup()
 
