@@ -5,8 +5,9 @@ Starts `python -m tts_cli serve` (the bundled es_base) on a free port in a child
 2. baseline, one client: --baseline sequential short requests (latency, time to first byte) and
    one long multi-sentence text (TTFB against the whole response: what streaming buys);
 3. --clients concurrent clients, one request each (all should succeed);
-4. --requests requests from --clients clients (bounded by --max-seconds), reporting requests/s,
-   p50/p95 latency and TTFB, errors by status (only 503s are expected, under overload);
+4. --requests requests from --clients clients (bounded by --max-seconds), reporting answered requests/s,
+   p50/p95 latency and TTFB of the answered ones, requests by status (only 503s are expected, under
+   overload; a client that gets one waits the Retry-After it was told, as a polite client does);
 5. the server's resident memory (VmRSS) after start, after the first request and at the end,
    and that it still answers /health and a speech request.
 
@@ -58,7 +59,7 @@ def speak(port: int, text: str, voice: str | None = None, timeout: float = 300) 
         rest = resp.read()
         conn.close()
         return {"status": resp.status, "latency": time.perf_counter() - t0, "ttfb": ttfb,
-                "bytes": len(first) + len(rest)}
+                "bytes": len(first) + len(rest), "retry_after": float(resp.getheader("Retry-After") or 1)}
     except OSError as e:
         return {"status": 0, "latency": time.perf_counter() - t0, "ttfb": float("nan"), "bytes": 0, "error": str(e)}
 
@@ -76,7 +77,7 @@ def summary(name: str, results: list[dict], wall: float) -> str:
     for r in results:
         codes[r["status"]] = codes.get(r["status"], 0) + 1
     lat, ttfb = [r["latency"] for r in ok], [r["ttfb"] for r in ok]
-    return (f"{name:<34} {len(results):>4} req  {len(ok) / wall:>6.2f} req/s  latency p50 {pct(lat, 50):6.2f} "
+    return (f"{name:<34} {len(results):>4} req  {len(ok) / wall:>6.2f} ok/s  latency p50 {pct(lat, 50):6.2f} "
             f"p95 {pct(lat, 95):6.2f} s  TTFB p50 {pct(ttfb, 50):6.2f} p95 {pct(ttfb, 95):6.2f} s  "
             f"statuses {dict(sorted(codes.items()))}")
 
@@ -99,6 +100,8 @@ def run_clients(port: int, clients: int, total: int, max_seconds: float) -> tupl
             r = speak(port, SHORT[i % len(SHORT)])
             with lock:
                 results.append(r)
+            if r["status"] == 503:  # a polite client waits as told (Retry-After), at most 5 s
+                time.sleep(min(5.0, r.get("retry_after", 1.0)))
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     t0 = time.perf_counter()
