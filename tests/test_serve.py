@@ -9,10 +9,14 @@ import io
 import json
 import struct
 import threading
+import time
 import wave
 from urllib.parse import urlsplit
 
 import pytest
+
+# text with characters the voice cannot speak warns on the server side; the tests check the 400
+pytestmark = pytest.mark.filterwarnings("ignore::tts_cli.synthesis.SynthesisWarning")
 
 SPEECH = "/v1/audio/speech"
 THREE_SENTENCES = "Hola, ¿qué tal? Hoy hace un día muy bonito en la ciudad. Mañana iremos al parque."
@@ -167,6 +171,9 @@ def test_concurrent_requests_get_audio_or_503_and_slots_come_back(speech_server)
     codes = sorted(s for s, _ in results)
     assert set(codes) <= {200, 503} and codes.count(200) >= 2, codes
     assert all("retry-after" in h for s, h in results if s == 503)
+    deadline = time.monotonic() + 30  # a slot comes back just after the response's last byte
+    while service.active and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert service.active == 0  # every admitted request gave its slot back
     assert speak(base, input="Hola.")[0] == 200
 

@@ -71,7 +71,9 @@ def build_service(model=None, run=None, voice=None, engine: str = "torch", vocod
     synth = Synthesizer(model_path, vocoder=vocoder, device="cpu", engine=engine)
     # a dropped symbol is the client's text, not the server's problem: once in the log is enough
     warnings.filterwarnings("once", category=SynthesisWarning)
-    service = SpeechService(_served_name(model_path, engine), synth, settings, bundled=engine == "torch")
+    exported = (synth.ckpt.get("onnx") or {}).get("voice") or {}  # an ONNX export keeps its voice's name
+    name = exported.get("name") or _served_name(model_path, engine)
+    service = SpeechService(name, synth, settings, bundled=engine == "torch")
     if warm_up:
         try:
             service.warm_up()
