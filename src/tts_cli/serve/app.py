@@ -177,11 +177,11 @@ def create_app(service: SpeechService) -> FastAPI:
             raise RequestError(message, param=field) from None
         _check_request(req, service)
         fmt = _check_format(req.response_format)
-        spoken = await service.prepare(req.input, req.voice, req.speed)
-        if not service.try_admit():
+        if not service.try_admit():  # before anything waits on the workers (a voice's first load too)
             return error(503, f"the server is busy ({settings.max_queue} requests in progress); retry shortly",
                          headers={"Retry-After": str(settings.retry_after_s)})
         try:
+            spoken = await service.prepare(req.input, req.voice, req.speed)
             start, first = await service.first_audio(spoken)
         except BaseException:
             service.release()
