@@ -54,3 +54,39 @@ def sample_workspace(sample_corpus, tmp_path_factory):
     work = tmp_path_factory.mktemp("sample_work")
     preprocess(sample_corpus, work, workers=1, progress=False)
     return work
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def speech_server():
+    """`tts serve` of the bundled es_base in a thread on a free loopback port, once per session:
+    (base URL, SpeechService). A small queue (2) and input limit (400) so tests can reach them."""
+    pytest.importorskip("fastapi", reason="tts serve needs the [serve] extra (fastapi, uvicorn)")
+    uvicorn = pytest.importorskip("uvicorn", reason="tts serve needs the [serve] extra (fastapi, uvicorn)")
+    import threading
+    import time
+
+    from tts_cli.serve.app import create_app
+    from tts_cli.serve.server import build_service
+    from tts_cli.serve.service import Settings
+
+    service = build_service(voice="es_base", settings=Settings(max_queue=2, max_chars=400), threads=1, warm_up=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", service
+    server.should_exit = True
+    thread.join(timeout=10)
+    service.close()

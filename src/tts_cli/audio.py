@@ -262,17 +262,32 @@ def wav_bytes(wav: Any, sr: int) -> bytes:
     floor(x * 32768) within the int16 range: the same bytes as the soundfile writer this replaced."""
     import wave
 
-    if hasattr(wav, "detach"):
-        wav = wav.detach().float().cpu().numpy()
-    wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    pcm = np.clip(np.floor(wav * np.float32(32768.0)), -32768, 32767).astype("<i2")
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(int(sr))
-        w.writeframes(pcm.tobytes())
+        w.writeframes(pcm16_bytes(wav))
     return buf.getvalue()
+
+
+def pcm16_bytes(wav: Any) -> bytes:
+    """Raw 16-bit little-endian mono samples, quantised as `wav_bytes` writes them."""
+    if hasattr(wav, "detach"):
+        wav = wav.detach().float().cpu().numpy()
+    wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    return np.clip(np.floor(wav * np.float32(32768.0)), -32768, 32767).astype("<i2").tobytes()
+
+
+STREAM_SIZE = 0xFFFFFFFF  # "length unknown" in a streamed WAV header, as other streaming TTS servers write it
+
+
+def wav_stream_header(sr: int) -> bytes:
+    """A 16-bit mono PCM WAV header whose RIFF and data sizes say 'unknown' (0xFFFFFFFF), for
+    audio sent while it is made: readers take the samples up to the end of the stream."""
+    fmt = struct.pack("<HHIIHH", 1, 1, int(sr), int(sr) * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", STREAM_SIZE) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"data" + struct.pack("<I", STREAM_SIZE))
 
 
 def save_wav(path: str | os.PathLike, wav: Any, sr: int) -> Path:
@@ -309,24 +324,28 @@ def audio_format(path: str | os.PathLike) -> tuple[str, str]:
     return fmt
 
 
-def save_audio(path: str | os.PathLike, wav: Any, sr: int) -> Path:
-    """Write mono audio atomically in the format its extension names (see AUDIO_FORMATS)."""
-    fmt, subtype = audio_format(path)
+def audio_bytes(wav: Any, sr: int, fmt: str, subtype: str) -> bytes:
+    """File content of mono audio in one of AUDIO_FORMATS' (format, subtype) pairs."""
     if fmt == "WAV":
-        return save_wav(path, wav, sr)
+        return wav_bytes(wav, sr)
     import soundfile as sf
-
-    from tts_cli.workspace import atomic_write_bytes
 
     if hasattr(wav, "detach"):
         wav = wav.detach().float().cpu().numpy()
     buf = io.BytesIO()
     sf.write(buf, np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0), sr, format=fmt, subtype=subtype)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_audio(path: str | os.PathLike, wav: Any, sr: int) -> Path:
+    """Write mono audio atomically in the format its extension names (see AUDIO_FORMATS)."""
+    from tts_cli.workspace import atomic_write_bytes
+
+    return atomic_write_bytes(path, audio_bytes(wav, sr, *audio_format(path)))
 
 
 __all__ = [
     "AudioError", "load_audio", "resample", "trim_silence", "peak_normalize", "num_frames",
     "mel_filterbank", "mel_spectrogram", "save_wav", "wav_bytes", "hz_to_mel", "mel_to_hz",
-    "AUDIO_FORMATS", "audio_format", "save_audio",
+    "AUDIO_FORMATS", "audio_format", "save_audio", "audio_bytes", "pcm16_bytes", "wav_stream_header", "STREAM_SIZE",
 ]

@@ -209,6 +209,7 @@ def synthesize(
     batch_size: int = typer.Option(16, "--batch-size", help="Utterances per batch with -i."),
     mel_contrast: Optional[float] = typer.Option(None, "--mel-contrast", help="Spread the mel around its mean before the vocoder (1 = off; default: 1, or the measured setting for the unmatched universal HiFi-GAN, see README)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores other processes leave idle, measured at start; OMP_NUM_THREADS wins)."),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnx (onnxruntime; -m a `tts export --format onnx` folder)."),
 ) -> None:
     """Speak text with a trained voice; prints audio seconds and RTF (compute time / audio time)."""
     from .checkpoints import CheckpointError
@@ -225,8 +226,73 @@ def synthesize(
                            pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
                            speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
                            save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
-                           batch_size=batch_size, voice=voice, threads=threads, mel_contrast=mel_contrast)
+                           batch_size=batch_size, voice=voice, threads=threads, mel_contrast=mel_contrast,
+                           engine=engine)
     except (SynthesisError, VocoderError, CheckpointError, PhonemizerError, FileNotFoundError) as e:
+        _fail(str(e))
+
+
+@app.command("export")
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (fastpitch.onnx, hifigan.onnx, notices)."),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx (the only format so far)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="universal | a HiFi-GAN checkpoint (default: as `tts synthesize` picks it)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+) -> None:
+    """Export a voice for deployment: FastPitch and its HiFi-GAN as ONNX (`tts synthesize --engine onnx -m OUT`)."""
+    if format != "onnx":
+        _fail(f"--format {format!r}: only onnx is supported")
+    from .synthesis import SynthesisError, resolve_model
+    from .vocoders import VocoderError
+
+    try:
+        from .onnx_export import ExportError, export_onnx
+
+        written = export_onnx(resolve_model(model, run, voice), out, vocoder=vocoder, opset=opset)
+    except ImportError as e:
+        _fail(f"tts export needs the onnx package ({e.name}): pip install -e '.[onnx]'")
+    except (ExportError, SynthesisError, VocoderError) as e:
+        _fail(str(e))
+    for path in written.values():
+        typer.echo(f"{path}  {path.stat().st_size / 1e6:.1f} MB")
+    typer.echo(f"use it: tts synthesize \"Hola\" --engine onnx -m {out}")
+
+
+@app.command()
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint, or with --engine onnx an export folder (default: --run, else --voice, else the default bundled voice)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="The default voice: a bundled voice by name (the others are served too)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; other than loopback needs --api-key."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require `Authorization: Bearer KEY` on /v1/ (default: $TTS_API_KEY)."),
+    max_chars: int = typer.Option(4096, "--max-chars", help="Longest input text accepted (characters)."),
+    max_queue: int = typer.Option(32, "--max-queue", help="Requests admitted at once (synthesizing or waiting); beyond it: 503 + Retry-After."),
+    workers: int = typer.Option(1, "--workers", help="Synthesis threads (1-2 on a CPU)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = the idle cores, shared among the workers)."),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnx (-m a `tts export --format onnx` folder)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="As for `tts synthesize`."),
+) -> None:
+    """Serve voices over HTTP: an OpenAI-compatible POST /v1/audio/speech, /v1/voices, /health and a web page at /."""
+    from .checkpoints import CheckpointError
+    from .config import check_number
+    from .serve.server import ServeError, serve as run_server
+    from .serve.service import Settings
+    from .synthesis import SynthesisError
+    from .vocoders import VocoderError
+
+    try:
+        check_number("--port", port, low=0, high=65535, integer=True)
+        check_number("--max-chars", max_chars, low=1, integer=True)
+        check_number("--max-queue", max_queue, low=1, integer=True)
+        check_number("--workers", workers, low=1, high=64, integer=True)
+        run_server(host=host, port=port, api_key=api_key, model=model, run=run, voice=voice, engine=engine,
+                   vocoder=vocoder, threads=threads,
+                   settings=Settings(max_chars=max_chars, max_queue=max_queue, workers=workers))
+    except (ServeError, SynthesisError, VocoderError, CheckpointError, ValueError) as e:
         _fail(str(e))
 
 

@@ -145,6 +145,11 @@ _SENTENCE_END = re.compile(r"([.!?…]+[\"'»)\]]*)(\s+)")
 _CLAUSE_END = re.compile(r"([,;:—]+)(\s+)")
 
 
+def pause_samples(chunk: Chunk, speed: float, sample_rate: int) -> int:
+    """Silence after a chunk, in samples: pauses follow the speed."""
+    return int(round(chunk.pause_s / float(speed) * sample_rate))
+
+
 def _placeholder(i: int) -> str:
     return f"\uE000{i}\uE001"  # private-use characters: cannot occur in real text
 
@@ -306,6 +311,21 @@ class Result:
 
 # ----------------------------------------------------------------------------- the synthesizer
 
+ENGINES = ("torch", "onnx")  # onnx: an export of `tts export --format onnx` (tts_cli.onnx_engine)
+
+
+@dataclass(frozen=True)
+class PitchControl:
+    """z -> z * mul + add on FastPitch's normalised per-symbol pitch: a `pitch_transform` for
+    FastPitch.infer, and two plain numbers for the ONNX graph, which cannot take a callable."""
+
+    mul: float = 1.0
+    add: float = 0.0
+
+    def __call__(self, z, mask):
+        return z * self.mul + self.add
+
+
 SPEED_RANGE = (0.25, 4.0)  # beyond it durations collapse to nothing or stretch into noise
 PITCH_SHIFT_RANGE = (-24.0, 24.0)  # semitones
 
@@ -349,7 +369,7 @@ class Synthesizer:
 
     def __init__(self, model: str | os.PathLike | dict, vocoder: Any = None, device: str | None = "cpu",
                  precision: str = "auto", max_chunk_chars: int = MAX_CHUNK_CHARS, batch_size: int = 16,
-                 contrast: float | None = None):
+                 contrast: float | None = None, engine: str = "torch"):
         import torch
 
         from tts_cli import checkpoints
@@ -361,17 +381,34 @@ class Synthesizer:
             raise SynthesisError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         if int(batch_size) < 1:
             raise SynthesisError(f"--batch-size {batch_size}: must be >= 1")
-        self.device = resolve_device(device)
+        if engine not in ENGINES:
+            raise SynthesisError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+        self.engine = engine
         self.model_path = None if isinstance(model, dict) else Path(model)
-        try:
-            ckpt = model if isinstance(model, dict) else checkpoints.load_checkpoint(model)
-            checkpoints.require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
-        except checkpoints.CheckpointError as e:
-            raise SynthesisError(str(e)) from None
+        onnx_vocoder = None
+        if engine == "onnx":  # `tts export --format onnx` files run by onnxruntime (tts_cli.onnx_engine)
+            from tts_cli.onnx_engine import OnnxError, load_onnx
+
+            if device not in (None, "auto", "cpu"):
+                raise SynthesisError("--engine onnx runs on the CPU: drop --device or use --engine torch")
+            self.device = "cpu"
+            try:
+                ckpt, self.model, onnx_vocoder = load_onnx(model)
+            except OnnxError as e:
+                raise SynthesisError(str(e)) from None
+            if contrast is None:  # the contrast the torch path used when the voice was exported
+                contrast = float(ckpt["onnx"].get("mel_contrast", 1.0))
+        else:
+            self.device = resolve_device(device)
+            try:
+                ckpt = model if isinstance(model, dict) else checkpoints.load_checkpoint(model)
+                checkpoints.require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
+            except checkpoints.CheckpointError as e:
+                raise SynthesisError(str(e)) from None
+            self.model = checkpoints.build_fastpitch(ckpt, aligner=False).eval().to(self.device)
+            for p in self.model.parameters():
+                p.requires_grad_(False)
         self.ckpt = ckpt
-        self.model = checkpoints.build_fastpitch(ckpt, aligner=False).eval().to(self.device)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
         symbols = ckpt.get("symbols")
         if not symbols:
             raise SynthesisError(f"{self.model_path or 'model'}: the checkpoint has no symbol table")
@@ -397,6 +434,8 @@ class Synthesizer:
 
             check_audio_match(self.audio, vocoder.audio)
             self.vocoder = vocoder
+        elif vocoder is None and onnx_vocoder is not None:
+            self.vocoder = onnx_vocoder
         else:
             spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
             if spec is None:  # no HiFi-GAN of its own: the universal V1 (tts_cli.vocoders.load_default_vocoder)
@@ -559,10 +598,7 @@ class Synthesizer:
         ratio = 2.0 ** (float(pitch_shift) / 12.0)
         transform = None
         if ratio != 1.0 or pitch_scale != 1.0:
-            def scale_and_shift(z, mask, _s=float(pitch_scale), _r=ratio):
-                return z * _s * _r + mean * (_r - 1.0) / std
-
-            transform = scale_and_shift
+            transform = PitchControl(mul=float(pitch_scale) * ratio, add=mean * (ratio - 1.0) / std)
 
         # ---- FastPitch in batches of chunks (sorted by length: little padding)
         order = sorted(keep, key=lambda i: len(encoded[i]))
@@ -604,7 +640,7 @@ class Synthesizer:
             for i in (i for i in keep if plan[i][0] == u):
                 chunk = plan[i][1]
                 w = wavs[i]
-                pause = int(round(chunk.pause_s / float(speed) * self.sample_rate))  # pauses follow the speed
+                pause = pause_samples(chunk, speed, self.sample_rate)
                 parts += [w, np.zeros(pause, np.float32)]
                 mel_parts += [mels[i].cpu().numpy(), np.full((mels[i].shape[0], int(round(pause / self.hop))), floor,
                                                             np.float32)]
@@ -725,7 +761,7 @@ def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[t
     return out
 
 
-__all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "SynthesisError", "SynthesisWarning",
+__all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "pause_samples", "SynthesisError", "SynthesisWarning",
            "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device", "auto_threads",
-           "mel_contrast", "UNMATCHED_CONTRAST",
+           "mel_contrast", "UNMATCHED_CONTRAST", "PitchControl", "ENGINES",
            "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]

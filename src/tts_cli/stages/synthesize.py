@@ -124,6 +124,7 @@ def synthesize_command(
     voice: str | None = None,
     threads: int = 0,
     mel_contrast: float | None = None,
+    engine: str = "torch",
     console=None,
 ) -> list:
     """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
@@ -152,10 +153,13 @@ def synthesize_command(
     if text == "-":
         text = sys.stdin.read()
     with _plain_warnings(console):
-        model_path = resolve_model(model, run, voice)
+        if engine == "onnx" and (model is None or run is not None or voice is not None):
+            raise SynthesisError("--engine onnx speaks an exported voice: give -m FOLDER (made by "
+                                 "`tts export --format onnx --out FOLDER`), not --run/--voice")
+        model_path = Path(model) if engine == "onnx" else resolve_model(model, run, voice)
         thread_note = _set_threads(threads, device)
         synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
-                            contrast=mel_contrast)
+                            contrast=mel_contrast, engine=engine)
         from tts_cli.voices import voice_of
 
         bundled = voice_of(model_path)
