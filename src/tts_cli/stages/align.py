@@ -31,7 +31,10 @@ CKPT_FORMAT = "tts-cli-aligner"
 class AlignConfig:
     """Settings of section `align:` (recipe / WORK/config.yaml); saved in aligner.pt and align_config.yaml."""
 
-    steps: int = 700
+    # 2000, not 700: on 10 min of real English prompts, 700 -> 2000 steps raised the mean attention
+    # confidence 0.75 -> 0.80, flagged utterances 16 -> 9, and the fine-tuned voice's held-out CER
+    # (600 quick steps) 27 % -> 22 % median; ~4 min on 2 idle cores for 10 min of audio.
+    steps: int = 2000
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-6

@@ -1,0 +1,97 @@
+"""Fine-tune on real recordings as the README says, then score the held-out sentences.
+
+    python benchmarks/real_data_asterisk.py --out real_en          # once: builds the corpus
+    python benchmarks/finetune_real.py --data real_en --language en-us --out bench_ft
+
+Runs the README recipe with its own defaults, one stage after another, timing each:
+`tts preprocess DATA/train`, `tts align`, `tts extract-pitch`, `tts train --config finetune_es`,
+then speaks DATA/test.csv (prompts never trained on) with the run's best.pt and scores it with
+`tts evaluate` against the real recordings (Whisper base CER, MCD, durations, DNSMOS with the
+[eval] extra). The last lines are the figures: CER median / mean of the voice and of the real
+recordings, the longest output relative to its recording, and the training wall time.
+Stages already done in OUT are resumed or skipped (the stages themselves are incremental).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_stage(name: str, args: list[str], times: dict[str, float]) -> None:
+    print(f"== {name}: tts {' '.join(args)}", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tts_cli", *args], check=True)
+    times[name] = time.perf_counter() - t0
+
+
+def held_out_folder(data: Path, out: Path) -> Path:
+    """DATA/test.csv (`id|text|path`) as an LJSpeech folder tts preprocess reads."""
+    folder = out / "held_out"
+    (folder / "wavs").mkdir(parents=True, exist_ok=True)
+    lines = []
+    with open(data / "test.csv", encoding="utf-8") as f:
+        for row in csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE):
+            uid, text, path = row[0], row[1], Path(row[2])
+            path = path if path.is_absolute() else data / path
+            link = folder / "wavs" / f"{uid}.wav"
+            if not link.exists():
+                os.symlink(path.resolve(), link)
+            lines.append(f"{uid}|{text}|{text}\n")
+    (folder / "metadata.csv").write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="folder from real_data_asterisk.py (train/, test.csv)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--language", default="es")
+    ap.add_argument("--config", default="finetune_es")
+    ap.add_argument("--steps", type=int, default=None, help="override the recipe's steps (a quicker check)")
+    args = ap.parse_args()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work, run, test_work = out / "work", out / "run", out / "held_out_work"
+    times: dict[str, float] = {}
+    run_stage("preprocess", ["preprocess", str(args.data / "train"), "--out", str(work),
+                             "--language", args.language], times)
+    run_stage("align", ["align", str(work)], times)
+    run_stage("extract-pitch", ["extract-pitch", str(work)], times)
+    train = ["train", str(work), "--out", str(run), "--config", args.config]
+    if args.steps:
+        train += ["--steps", str(args.steps)]
+    if (run / "checkpoints" / "last.pt").exists():
+        train.append("--resume")
+    run_stage("train", train, times)
+    run_stage("preprocess held-out", ["preprocess", str(held_out_folder(args.data, out)), "--out", str(test_work),
+                                      "--language", args.language], times)
+    report = out / "eval"
+    run_stage("evaluate", ["evaluate", "-m", str(run / "checkpoints" / "best.pt"), "--data", str(test_work),
+                           "--split", "train", "-o", str(report)], times)
+    result = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    summary = result["summary"]
+    ratios = [u["duration_ratio"] for u in result.get("utterances", []) if u.get("duration_ratio") is not None]
+    for name, seconds in times.items():
+        print(f"{name:>20}: {seconds / 60:6.1f} min")
+    for key in ("cer", "ref_cer", "mcd_db", "dnsmos_p808"):
+        if key in summary:
+            s = summary[key]
+            scale = 100 if "cer" in key else 1
+            print(f"{key:>20}: median {s['median'] * scale:.2f}  mean {s['mean'] * scale:.2f}  (n={s['n']})")
+    if ratios:
+        print(f"{'longest output':>20}: {max(ratios):.2f} x its recording")
+    cer = summary.get("cer", {})
+    print(f"finetune_real: held-out CER median {cer.get('median', float('nan')):.1%} mean "
+          f"{cer.get('mean', float('nan')):.1%}, real recordings {summary.get('ref_cer', {}).get('median', float('nan')):.1%}, "
+          f"train {times['train'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
