@@ -141,6 +141,42 @@ def test_from_checkpoint_uses_fastpitch_aligner_weights(tmp_path):
         np.testing.assert_array_equal(np.load(p), np.load(dst / "durations" / p.name))
 
 
+def test_init_from_starts_from_a_trained_aligner_and_maps_new_symbols(tmp_path):
+    src, dst, cold = tmp_path / "src", tmp_path / "dst", tmp_path / "cold"
+    make_workspace(src, n_utts=8)
+    align(src, steps=150, config=TINY)
+    # the same kind of speech, one sound the source never saw: "i" renamed "iː"
+    for root in (dst, cold):
+        truth = make_workspace(root, n_utts=8)
+        rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+        for r in rows:
+            r["symbols"] = ["iː" if x == "i" else x for x in r["symbols"]]
+        atomic_write_jsonl(root / "manifest.jsonl", rows)
+        table = json.loads((root / "symbols.json").read_text())
+        table["symbols"] = ["iː" if x == "i" else x for x in table["symbols"]]
+        atomic_write_json(root / "symbols.json", table)
+    s = align(dst, steps=30, config=TINY, init_from=src / "aligner.pt")
+    assert s["trained_steps"] == 30
+    src_w = torch.load(src / "aligner.pt", weights_only=True)["model"]["embedding.weight"]
+    model = torch.load(dst / "aligner.pt", weights_only=True)
+    assert model["step"] == 30 and "iː" in model["symbols"]
+    align(cold, steps=30, config=TINY)  # the same 30 steps from scratch
+
+    def errors(root):
+        ws = Workspace(root)
+        return [boundary_error(np.load(ws.duration_path(r["id"])), truth[r["id"]]) for r in ws.load_manifest()]
+
+    # 30 steps are little from scratch, but enough from an aligner that already knows these sounds
+    assert np.median(errors(dst)) <= 2 < np.median(errors(cold)), (errors(dst), errors(cold))
+    assert src_w.shape == model["model"]["embedding.weight"].shape
+
+
+def test_init_from_a_missing_file_is_a_clear_error(tmp_path):
+    make_workspace(tmp_path)
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        align(tmp_path, steps=5, config=TINY, init_from=tmp_path / "nope.pt")
+
+
 def test_from_checkpoint_without_aligner_is_a_clear_error(tmp_path):
     make_workspace(tmp_path)
     save_checkpoint(tmp_path / "x.pt", {"encoder.word_emb.weight": torch.zeros(len(SYMBOLS), 32)}, {}, SYMBOLS, 0)

@@ -265,3 +265,42 @@ def test_init_from_bundled(voices_root, use_voices, tmp_path):
         train(work, tmp_path / "ft2", config="finetune_es", **small)
     s = train(work, tmp_path / "ft3", config="finetune_es", init_from=voice.acoustic_path, **small)  # CLI wins
     assert s["step"] == 1 and s["load_report"]
+
+
+def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, tmp_path):  # noqa: F811
+    from test_stage_align import TINY, boundary_error, make_workspace as make_align_workspace
+
+    from tts_cli.stages.align import align
+    from tts_cli.workspace import Workspace
+
+    src = tmp_path / "src"
+    make_align_workspace(src, n_utts=8)
+    align(src, steps=150, config=TINY)
+    voice = voices.export_voice(run_dir, tmp_path / "voices", name="with_aligner", aligner_ckpt=src / "aligner.pt")
+    assert voice.files["aligner"] == "aligner.pt" and voice.metadata["aligner"]["step"] == 150
+    shipped = torch.load(voice.aligner_path, weights_only=True)
+    assert "optimizer" not in shipped and "rng" not in shipped and shipped["audio"]["n_mels"] == 80
+    assert shipped["model"]["embedding.weight"].dtype == torch.float16
+
+    use_voices(tmp_path / "voices")
+    for name, extra in (("auto", {}), ("cold", {"init_from": "none"})):
+        truth = make_align_workspace(tmp_path / name, n_utts=8)
+        align(tmp_path / name, steps=30, config={"align": {**TINY["align"], **extra}})
+    assert str(voice.aligner_path) in (tmp_path / "auto" / "align_config.yaml").read_text()
+    assert "init_from: /" not in (tmp_path / "cold" / "align_config.yaml").read_text()
+
+    def median_error(root):
+        ws = Workspace(root)
+        return np.median([boundary_error(np.load(ws.duration_path(r["id"])), truth[r["id"]]) for r in ws.load_manifest()])
+
+    assert median_error(tmp_path / "auto") <= 2 < median_error(tmp_path / "cold")
+
+    # an aligner of another size is passed over by "auto", an error when asked for by name
+    other = {"align": {**TINY["align"], "n_text_channels": 24}}
+    make_align_workspace(tmp_path / "other", n_utts=3)
+    assert align(tmp_path / "other", steps=2, config=other)["trained_steps"] == 2
+    with pytest.raises(ValueError, match="n_text_channels is 32 there, 24 here"):
+        align(tmp_path / "other", steps=2, config={"align": {**other["align"], "init_from": "bundled"}}, force=True)
+    use_voices(tmp_path / "none")
+    with pytest.raises(ValueError, match="no voice is bundled"):
+        align(tmp_path / "other", steps=2, config={"align": {**TINY["align"], "init_from": "bundled"}}, force=True)

@@ -75,6 +75,7 @@ def align(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     from_checkpoint: Optional[Path] = typer.Option(None, "--from-checkpoint", help="Use the aligner inside a trained FastPitch checkpoint; no training."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from a trained aligner (aligner.pt or FastPitch with its aligner), then train --steps on WORK."),
     force: bool = typer.Option(False, "--force", help="Rewrite durations that already exist."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Recipe name or YAML path (section `align:`)."),
     from_teacher: Optional[Path] = typer.Option(None, "--from-teacher", help="Take durations from a `tts make-corpus` folder (its teacher's phoneme timing); no training."),
@@ -83,10 +84,14 @@ def align(
     """Learn phoneme durations with the FastPitch 1.1 aligner and monotonic alignment search (or take a teacher's)."""
     from .workspace import WorkspaceError
 
-    learned = dict(steps=steps, batch_size=batch_size, device=device, from_checkpoint=from_checkpoint)
-    if from_teacher is not None and fallback != "learned" and any(v is not None for v in (steps, batch_size, from_checkpoint)):
-        _fail("--steps, --batch-size and --from-checkpoint set the learned aligner: with --from-teacher they need "
-              "--fallback learned")
+    learned = dict(steps=steps, batch_size=batch_size, device=device, from_checkpoint=from_checkpoint,
+                   init_from=init_from)
+    if from_checkpoint is not None and init_from is not None:
+        _fail("--from-checkpoint uses an aligner as it is, --init-from trains on from one: give one of them")
+    if from_teacher is not None and fallback != "learned" and any(
+            v is not None for v in (steps, batch_size, from_checkpoint, init_from)):
+        _fail("--steps, --batch-size, --from-checkpoint and --init-from set the learned aligner: with --from-teacher "
+              "they need --fallback learned")
     try:
         if from_teacher is None:
             from .stages.align import align as run
@@ -317,6 +322,7 @@ def export_voice(
     summary: Optional[str] = typer.Option(None, "--summary", help="Training summary for voice.json: a JSON object or a .json file."),
     fp32: bool = typer.Option(False, "--fp32", help="Keep float32 weights (default: float16, half the size)."),
     keep_aligner: bool = typer.Option(False, "--keep-aligner", help="Keep FastPitch's aligner (training only; for `tts align --from-checkpoint`)."),
+    aligner: Optional[Path] = typer.Option(None, "--aligner", help="Ship this `tts align` WORK/aligner.pt: `tts align` on new recordings starts from it."),
     force: bool = typer.Option(False, "--force", help="Replace a voice of the same name."),
 ) -> None:
     """Make a bundled voice from trained checkpoints: inference-only files + voice.json."""
@@ -336,7 +342,7 @@ def export_voice(
     try:
         voice = run(model, out, name=name, vocoder_ckpt=vocoder, fp16=not fp32, licence=licence,
                     attribution=attribution, description=description, summary=info, notices=notice,
-                    keep_aligner=keep_aligner, overwrite=force)
+                    keep_aligner=keep_aligner, aligner_ckpt=aligner, overwrite=force)
     except VoiceError as e:
         _fail(str(e))
     typer.echo(f"use it: tts synthesize \"Hola\" --voice {voice.name}")

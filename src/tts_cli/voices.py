@@ -6,11 +6,15 @@ A voice is a folder `src/tts_cli/resources/voices/<name>/` holding `voice.json` 
                     licence (SPDX id), attribution, description,
                     files {"acoustic": "fastpitch.pt", "vocoder": "hifigan.pt" | null (the default
                            vocoder: the universal HiFi-GAN V1, `tts_cli.vocoders`),
-                           "notices": ["LICENSE", "NOTICE", ...]},
+                           "notices": ["LICENSE", "NOTICE", ...],
+                           "aligner": "aligner.pt" (optional)},
                     acoustic / vocoder (what the files hold), training (free-form summary), created
     fastpitch.pt    an inference-only tts-cli checkpoint (weights, config, symbols, text/audio
                     settings, pitch statistics, speakers; no optimizer, aligner, RNG ...)
     hifigan.pt      the HiFi-GAN generator with its weight norm folded in (no discriminators)
+    aligner.pt      optional: a `tts align` aligner trained on the voice's corpus (weights, symbols,
+                    settings; no optimizer), where `tts align` on new recordings starts by default
+                    (`align: init_from: auto`): from scratch, 10 minutes of speech align poorly
 
 Folders without voice.json (e.g. `src/tts_cli/resources/voices/kokoro/`, the teacher's style vectors) are not
 voices and are skipped. `src/tts_cli/resources/voices/default.txt` (one line: a voice name) picks the default;
@@ -46,6 +50,7 @@ VOICE_FILE = "voice.json"
 DEFAULT_FILE = "default.txt"
 ACOUSTIC_FILE = "fastpitch.pt"
 VOCODER_FILE = "hifigan.pt"
+ALIGNER_FILE = "aligner.pt"
 VOICES_DIRS: tuple[Path, ...] = (resource_dir(VOICES),)  # tts_cli/resources/voices, inside the package
 ENV_DIRS = "TTS_VOICES_DIR"
 BUNDLED = "bundled"  # `--init-from bundled` / `bundled:<name>`
@@ -83,6 +88,12 @@ class Voice:
         universal HiFi-GAN V1, `tts_cli.vocoders.load_default_vocoder`)."""
         v = self.files.get("vocoder")
         return self.path / v if v else None
+
+    @property
+    def aligner_path(self) -> Path | None:
+        """The aligner trained on the voice's corpus (`tts align` starts there), or None."""
+        a = self.files.get("aligner")
+        return self.path / a if a else None
 
     @property
     def language(self) -> str:
@@ -249,8 +260,8 @@ def voice_of(path: str | os.PathLike | None) -> Voice | None:
 
 
 def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") -> Path | None:
-    """`bundled` (the default voice) or `bundled:<name>` -> that voice's acoustic (or vocoder)
-    checkpoint; any other value is a path, returned as is. VoiceError when no voice fits."""
+    """`bundled` (the default voice) or `bundled:<name>` -> that voice's acoustic (or vocoder, or
+    aligner) checkpoint; any other value is a path, returned as is. VoiceError when no voice fits."""
     if spec is None or str(spec).strip() == "":
         return None
     s = str(spec).strip()
@@ -270,6 +281,10 @@ def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") ->
             where = ", ".join(str(d) for d in voices_dirs())
             raise VoiceError(f"--init-from {s}: no voice is bundled (none with a {VOICE_FILE} in {where}); {hint}, "
                              f"or {HOW_TO_MAKE}")
+    if part == "aligner":
+        if voice.aligner_path is None:
+            raise VoiceError(f"init_from {s}: voice {voice.name!r} ships no aligner (aligner.pt)")
+        return voice.aligner_path
     if part == "vocoder":
         if voice.vocoder_path is None:
             raise VoiceError(f"--init-from {s}: voice {voice.name!r} has no HiFi-GAN vocoder of its own "
@@ -407,6 +422,28 @@ def _vocoder_payload(path: Path, acoustic_audio: dict, fp16: bool) -> tuple[dict
     return out, info
 
 
+def _aligner_payload(path: Path, fp16: bool) -> tuple[dict, dict]:
+    """A `tts align` aligner.pt without its optimizer and RNG state: what a new workspace starts from."""
+    import torch
+
+    from tts_cli.stages.align import CKPT_FORMAT
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
+        raise VoiceError(f"{path}: cannot read the aligner ({e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise VoiceError(f"{path}: not a `tts align` aligner.pt")
+    state = half_state(ckpt["model"]) if fp16 else ckpt["model"]
+    keep = ("format", "version", "step", "seed", "config", "symbols", "n_mel_channels", "loss", "audio")
+    payload = {**{k: ckpt[k] for k in keep if k in ckpt}, "model": state}
+    cfg = ckpt.get("config") or {}
+    info = {"step": int(ckpt.get("step", 0)), "symbols": len(ckpt.get("symbols") or []),
+            "query_win_length": int(cfg.get("query_win_length") or 0),
+            "dtype": "float16" if fp16 else "float32"}
+    return payload, info
+
+
 def export_voice(
     acoustic_ckpt: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -421,6 +458,7 @@ def export_voice(
     notices: Sequence[str | os.PathLike] = (),
     language: str | None = None,
     keep_aligner: bool = False,
+    aligner_ckpt: str | os.PathLike | None = None,
     overwrite: bool = False,
     console=None,
 ) -> Voice:
@@ -429,7 +467,8 @@ def export_voice(
     out_dir: the voices folder (the voice goes to OUT_DIR/NAME/), or the voice folder itself when it
     is already called NAME. Checkpoints may be files or `tts train` run folders (best.pt, else
     last.pt). Only what inference needs is kept (see the module docstring); `keep_aligner` keeps
-    the FastPitch aligner (for `tts align --from-checkpoint` or learned-alignment fine-tuning).
+    the FastPitch aligner (for `tts align --from-checkpoint` or learned-alignment fine-tuning);
+    `aligner_ckpt` (a `tts align` WORK/aligner.pt) ships the aligner new recordings start from.
     `notices` are LICENSE / NOTICE files copied into the folder. Files are written atomically,
     voice.json last, so a failed export never leaves something that looks like a voice.
     """
@@ -460,6 +499,9 @@ def export_voice(
     if vocoder_ckpt is not None and str(vocoder_ckpt).lower() not in ("griffin-lim", "griffinlim", "gl"):
         vocoder_src = resolve_checkpoint(vocoder_ckpt)
         vocoder, vocoder_info = _vocoder_payload(vocoder_src, acoustic["audio"], fp16)
+    aligner = aligner_info = None
+    if aligner_ckpt is not None:
+        aligner, aligner_info = _aligner_payload(Path(aligner_ckpt), fp16)
     notice_paths = [Path(n) for n in notices]
     for n in notice_paths:
         if not n.is_file():
@@ -473,6 +515,8 @@ def export_voice(
     written = [(ACOUSTIC_FILE, acoustic_src, atomic_torch_save(folder / ACOUSTIC_FILE, acoustic))]
     if vocoder is not None:
         written.append((VOCODER_FILE, vocoder_src, atomic_torch_save(folder / VOCODER_FILE, vocoder)))
+    if aligner is not None:
+        written.append((ALIGNER_FILE, Path(aligner_ckpt), atomic_torch_save(folder / ALIGNER_FILE, aligner)))
     for n in notice_paths:
         written.append((n.name, n, atomic_write_bytes(folder / n.name, n.read_bytes())))
 
@@ -496,8 +540,10 @@ def export_voice(
         "attribution": attribution or "",
         "description": description or "",
         "files": {"acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE if vocoder is not None else None,
-                  "notices": [n.name for n in notice_paths]},
+                  "notices": [n.name for n in notice_paths],
+                  **({"aligner": ALIGNER_FILE} if aligner is not None else {})},
         "acoustic": acoustic_info,
+        **({"aligner": aligner_info} if aligner_info else {}),
         "vocoder": vocoder_info or {"model": "Griffin-Lim"},
         "training": training,
         "created": date.today().isoformat(),
@@ -505,7 +551,7 @@ def export_voice(
     atomic_write_json(folder / VOICE_FILE, meta)
     if old is not None:  # files the previous export listed and this one does not (e.g. a dropped vocoder)
         keep = {ACOUSTIC_FILE, VOICE_FILE, *(w[0] for w in written)}
-        for rel in [old.files.get("vocoder"), *(old.files.get("notices") or [])]:
+        for rel in [old.files.get("vocoder"), old.files.get("aligner"), *(old.files.get("notices") or [])]:
             if rel and rel not in keep and (folder / rel).is_file():
                 (folder / rel).unlink()
     voice = load_voice(folder)
