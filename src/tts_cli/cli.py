@@ -75,7 +75,7 @@ def align(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     from_checkpoint: Optional[Path] = typer.Option(None, "--from-checkpoint", help="Use the aligner inside a trained FastPitch checkpoint; no training."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from a trained aligner (aligner.pt or FastPitch with its aligner), then train --steps on WORK."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Where the aligner starts before --steps on WORK: an aligner.pt (or FastPitch with its aligner), bundled[:NAME] (a voice's), or none (scratch). Default: the bundled voice's aligner where it fits."),
     force: bool = typer.Option(False, "--force", help="Rewrite durations that already exist."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Recipe name or YAML path (section `align:`)."),
     from_teacher: Optional[Path] = typer.Option(None, "--from-teacher", help="Take durations from a `tts make-corpus` folder (its teacher's phoneme timing); no training."),
