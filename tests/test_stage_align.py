@@ -171,10 +171,13 @@ def test_init_from_starts_from_a_trained_aligner_and_maps_new_symbols(tmp_path):
     assert src_w.shape == model["model"]["embedding.weight"].shape
 
 
-def test_init_from_a_missing_file_is_a_clear_error(tmp_path):
+def test_init_from_a_missing_file_is_a_clear_error_that_keeps_the_aligner(tmp_path):
     make_workspace(tmp_path)
+    align(tmp_path, steps=5, config=TINY)
+    before = (tmp_path / "aligner.pt").read_bytes()
     with pytest.raises(FileNotFoundError, match="init_from"):
-        align(tmp_path, steps=5, config=TINY, init_from=tmp_path / "nope.pt")
+        align(tmp_path, steps=5, config=TINY, init_from=tmp_path / "nope.pt", force=True)
+    assert (tmp_path / "aligner.pt").read_bytes() == before
 
 
 def test_from_checkpoint_without_aligner_is_a_clear_error(tmp_path):

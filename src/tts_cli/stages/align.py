@@ -734,6 +734,8 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     cfg_all = workspace_config(ws, config)
     cfg = learned_settings(cfg_all, steps, batch_size, init_from)  # checked before aligner.pt or durations are replaced
     check_device(device)
+    if from_checkpoint is None and str(cfg.init_from).strip().lower() not in ("", "auto", "none", "scratch"):
+        resolve_init_from(cfg.init_from)  # a missing file or voice fails here, before --force removes anything
 
     items, skipped = _load_items(ws, rows, symbols, console, cfg.zero_width_stress)
     if not items:
