@@ -494,10 +494,10 @@ def audio_dict(audio: Any) -> dict:
     return out
 
 
-def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "acoustic model",
-                      vocoder_name: str = "vocoder") -> None:
-    """Raise VocoderError listing every audio setting that differs (only keys both sides know)."""
-    a, b = audio_dict(model_audio), audio_dict(vocoder_audio)
+def audio_differences(a_audio: Any, b_audio: Any, a_name: str, b_name: str) -> list[str]:
+    """Every audio setting that differs between two sides, as `key: A (a_name) vs B (b_name)`
+    (only keys both sides know; fmax None = Nyquist)."""
+    a, b = audio_dict(a_audio), audio_dict(b_audio)
 
     def norm(d: dict, k: str):
         v = d.get(k)
@@ -513,7 +513,14 @@ def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "a
         if va is None or vb is None:
             continue
         if abs(va - vb) > 1e-6 * max(1.0, abs(va)):
-            diffs.append(f"{k}: {a[k]} ({model_name}) vs {b[k]} ({vocoder_name})")
+            diffs.append(f"{k}: {a[k]} ({a_name}) vs {b[k]} ({b_name})")
+    return diffs
+
+
+def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "acoustic model",
+                      vocoder_name: str = "vocoder") -> None:
+    """Raise VocoderError listing every audio setting that differs (only keys both sides know)."""
+    diffs = audio_differences(model_audio, vocoder_audio, model_name, vocoder_name)
     if diffs:
         raise VocoderError(
             f"the vocoder does not fit the acoustic model: {'; '.join(diffs)}. Use a vocoder trained with the "
@@ -751,7 +758,7 @@ def load_default_vocoder(audio_cfg: Any = None, device: str = "cpu", precision: 
 
 __all__ = [
     "load_default_vocoder", "griffin_lim", "mel_to_linear", "load_vocoder", "Vocoder", "GriffinLimVocoder",
-    "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_dict", "load_hifigan", "build_generator",
+    "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_differences", "audio_dict", "load_hifigan", "build_generator",
     "infer_generator_config", "nvidia_to_ours", "ours_to_nvidia", "cpu_has_native_bf16", "bf16_convs_faster",
     "tune_malloc_for_inference", "universal_vocoder_path", "is_universal", "is_griffin_lim", "default_vocoder_name",
     "AUDIO_MATCH_KEYS", "UNIVERSAL_NAMES", "DEFAULT_VOCODER",

@@ -475,6 +475,7 @@ def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int
         return model, info
 
     lengths = np.array([u.n_frames for u in items])
+    audio = _audio_settings(ws)
     ctc_loss, bin_loss = ForwardSumLoss(cfg.blank_logprob), BinarizationLoss()
     model.train()
     ema = last_loss  # continue the smoothed loss across a resume
@@ -507,30 +508,27 @@ def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int
             progress.update(task, completed=step, loss=f"{ema:.3f}" if ema is not None else "nan",
                             bin=f"{float(loss_bin.detach()):.3f}" if w > 0 else "-")
             if step % cfg.save_every == 0 or step == cfg.steps:
-                _save_ckpt(ws.aligner_ckpt, model, opt, step, cfg, symbols, n_mel, seed, last_loss,
-                           _audio_settings(ws))
+                _save_ckpt(ws.aligner_ckpt, model, opt, step, cfg, symbols, n_mel, seed, last_loss, audio)
     info.update(trained_steps=step - start_step, final_loss=last_loss, train_seconds=time.perf_counter() - t0)
     return model, info
 
 
-AUDIO_KEYS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax")
-
-
 def _audio_settings(ws: Workspace) -> dict:
-    audio = (ws.load_config() if ws.config.exists() else {}).get("audio") or {}
-    return {k: audio[k] for k in AUDIO_KEYS if k in audio}
+    """The workspace's mel settings (what an aligner.pt records it learned on)."""
+    from ..vocoders import audio_dict
+
+    return audio_dict((ws.load_config() if ws.config.exists() else {}).get("audio") or {})
 
 
 def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int, console):
-    """The aligner `init_from` names, for further training on this workspace, or None (from
-    scratch). It must be of the configured size and have learned on the same mel settings and query
-    features; with "auto" one that does not fit is passed over (said so), otherwise it is an error."""
-    spec = str(cfg.init_from or "").strip()
-    if spec.lower() in ("", "none", "scratch"):
-        return None, None
-    auto = spec.lower() == "auto"
+    """(model, source) of the aligner `init_from` names, for further training on this workspace, or
+    (None, None): from scratch. It must be of the configured size and have learned on the same mel
+    settings and query features; "auto" passes over one that does not fit (said so), else an error."""
+    from ..vocoders import audio_differences
+
+    auto = _is_auto(cfg.init_from)
     try:
-        source = resolve_init_from(spec)
+        source = resolve_init_from(cfg.init_from)
         if source is None:
             return None, None
         model, dims = aligner_from_checkpoint(source, symbols, n_mel, cfg.temperature, new_symbols=True)
@@ -540,11 +538,9 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
         if int(dims["query_win_length"] or 0) != int(cfg.query_win_length or 0):
             raise ValueError(f"align init_from {source}: learned on query features with query_win_length "
                              f"{dims['query_win_length']}, this workspace uses {cfg.query_win_length}")
-        theirs, ours = dims.get("audio") or {}, _audio_settings(ws)
-        differ = [k for k in AUDIO_KEYS if k in theirs and k in ours and theirs[k] != ours[k]]
+        differ = audio_differences(dims["audio"], _audio_settings(ws), "there", "here")
         if differ:
-            raise ValueError(f"align init_from {source}: learned on other mels ("
-                             + ", ".join(f"{k} {theirs[k]} there, {ours[k]} here" for k in differ) + ")")
+            raise ValueError(f"align init_from {source}: learned on other mels ({'; '.join(differ)})")
     except (ValueError, FileNotFoundError) as e:
         if not auto:
             raise
@@ -554,13 +550,21 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
     return model, source
 
 
+def _is_auto(spec: str) -> bool:
+    return str(spec or "").strip().lower() == "auto"
+
+
 def resolve_init_from(spec: str) -> Path | None:
-    """`init_from`: "auto" (the default voice's aligner, None when there is none), "bundled" /
-    "bundled:NAME", or a path to an aligner.pt or a FastPitch checkpoint with its joint aligner."""
+    """`init_from` -> the aligner file to start from, or None (from scratch): "none" (or "");
+    "auto" (the default voice's aligner, None when there is none); "bundled" / "bundled:NAME";
+    a path to an aligner.pt or a FastPitch checkpoint with its joint aligner (it must exist)."""
     from ..voices import VoiceError, default_voice
     from ..voices import resolve_init_from as voice_file
 
-    if spec.strip().lower() == "auto":
+    spec = str(spec or "").strip()
+    if spec.lower() in ("", "none", "scratch"):
+        return None
+    if _is_auto(spec):
         voice = default_voice()
         return voice.aligner_path if voice is not None else None
     try:
@@ -734,7 +738,7 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     cfg_all = workspace_config(ws, config)
     cfg = learned_settings(cfg_all, steps, batch_size, init_from)  # checked before aligner.pt or durations are replaced
     check_device(device)
-    if from_checkpoint is None and str(cfg.init_from).strip().lower() not in ("", "auto", "none", "scratch"):
+    if from_checkpoint is None and not _is_auto(cfg.init_from):
         resolve_init_from(cfg.init_from)  # a missing file or voice fails here, before --force removes anything
 
     items, skipped = _load_items(ws, rows, symbols, console, cfg.zero_width_stress)
