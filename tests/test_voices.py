@@ -299,8 +299,10 @@ def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, 
     other = {"align": {**TINY["align"], "n_text_channels": 24}}
     make_align_workspace(tmp_path / "other", n_utts=3)
     assert align(tmp_path / "other", steps=2, config=other)["trained_steps"] == 2
+    before = (tmp_path / "other" / "aligner.pt").read_bytes()
     with pytest.raises(ValueError, match="n_text_channels is 32 there, 24 here"):
         align(tmp_path / "other", steps=2, config={"align": {**other["align"], "init_from": "bundled"}}, force=True)
+    assert (tmp_path / "other" / "aligner.pt").read_bytes() == before  # --force replaced nothing
     use_voices(tmp_path / "none")
     with pytest.raises(ValueError, match="no voice is bundled"):
         align(tmp_path / "other", steps=2, config={"align": {**TINY["align"], "init_from": "bundled"}}, force=True)

@@ -429,8 +429,9 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
 # --------------------------------------------------------------------------- training
 
 def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int, cfg: AlignConfig, seed: int,
-           device: str, console, features: QueryFeatures | None = None) -> tuple[Any, dict]:
-    """Train (or resume, or skip when aligner.pt is complete); returns (model, info)."""
+           device: str, console, features: QueryFeatures | None = None, fresh: bool = False) -> tuple[Any, dict]:
+    """Train (or resume, or skip when aligner.pt is complete); returns (model, info). fresh: start
+    anew whatever aligner.pt holds (it is replaced at the first save, so a start that fails keeps it)."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -440,7 +441,7 @@ def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int
     model = _build_model(len(symbols), n_mel, cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, last_loss, started_from = 0, None, None
-    if ws.aligner_ckpt.exists():
+    if ws.aligner_ckpt.exists() and not fresh:
         ckpt = torch.load(ws.aligner_ckpt, map_location="cpu", weights_only=True)
         if ckpt.get("format") != CKPT_FORMAT:
             raise ValueError(f"{ws.aligner_ckpt}: not an aligner checkpoint; remove it or use --force")
@@ -762,9 +763,7 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
         if not items:
             raise WorkspaceError(f"{ws.root}: no usable utterances to align")
     if from_checkpoint is None:
-        if force and ws.aligner_ckpt.exists():
-            ws.aligner_ckpt.unlink()
-        model, info = _train(ws, items, symbols, n_mel, cfg, seed, device, console, features)
+        model, info = _train(ws, items, symbols, n_mel, cfg, seed, device, console, features, fresh=force)
         info["source"] = str(ws.aligner_ckpt)
     rewrite_all = force or info.get("trained_steps", 0) > 0
     atomic_write_text(ws.root / "align_config.yaml",
