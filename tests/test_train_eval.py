@@ -219,3 +219,39 @@ def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
     assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, None, None) == ("whisper-base", "cer")
     # the command line wins over the recipe
     assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, "none", "loss") == ("none", "loss")
+
+
+def test_eval_vocoder_is_what_the_cer_listens_through(work, tmp_path, monkeypatch):
+    """eval_vocoder universal: the evaluation's and the held-out check's CER hear the universal
+    HiFi-GAN (what `tts synthesize` speaks through), not Griffin-Lim; a vocoder that cannot be
+    loaded stops the run before training."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    import tts_cli.asr as asr_module
+    from tts_cli.stages.train import TrainConfigError
+    from tts_cli.vocoders import HiFiGANVocoder
+
+    heard = []
+
+    class Recognizer:
+        def transcribe(self, wav, sample_rate):
+            heard.append(len(wav))
+            return "hola"
+
+    monkeypatch.setattr(asr_module, "load_asr", lambda name, **kw: Recognizer() if name != "none" else None)
+    vocoded = []
+    real_call = HiFiGANVocoder.__call__
+    monkeypatch.setattr(HiFiGANVocoder, "__call__", lambda self, mel: vocoded.append(mel.shape) or real_call(self, mel))
+    out = StringIO()
+    config = cfg(4, val_every=2, val_samples=0, eval_every=2, eval_asr="whisper-base", best_metric="cer",
+                 eval_vocoder="universal")
+    s = run_train(work, tmp_path / "run", config, console=Console(file=out, width=200))
+    assert vocoded and len(heard) == len(vocoded)  # every CER came from HiFi-GAN audio
+    assert all(n == shape[1] * 256 for n, shape in zip(heard, vocoded))
+    assert s["held_out"]["cer"] is not None and "universal HiFi-GAN" in out.getvalue()
+
+    with pytest.raises(TrainConfigError, match="eval_vocoder"):
+        run_train(work, tmp_path / "run2", {**config, "train": {**config["train"], "eval_vocoder": str(tmp_path / "none.pt")}})
+    assert not (tmp_path / "run2" / "checkpoints").exists()

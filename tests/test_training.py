@@ -250,6 +250,57 @@ def test_resume_after_interrupt_equals_uninterrupted_run(work, tmp_path):
     assert third["step"] == 13 and [r["step"] for r in read_metrics(tmp_path / "resumed")][-3:] == [11, 12, 13]
 
 
+def test_weight_average_follows_the_weights_and_swaps_back():
+    from tts_cli.training.ema import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    model.register_buffer("stat", torch.zeros(2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+        model.stat.fill_(5.0)
+    ema.update(model, step=100)  # past the ramp: decay 0.9
+    torch.testing.assert_close(ema.averaged["weight"], start["weight"] + 0.1)
+    assert ema.averaged["stat"].tolist() == [5.0, 5.0]  # buffers are copied, not averaged
+    assert ema.decay_at(0) == pytest.approx(0.1)  # the first steps weigh in fully
+    own = model.weight.detach().clone()
+    with ema.applied(model):
+        torch.testing.assert_close(model.weight.detach(), start["weight"] + 0.1)
+    torch.testing.assert_close(model.weight.detach(), own)
+
+
+def test_ema_checkpoints_hold_the_average_and_resume_exactly(work, tmp_path):
+    """ema_decay: "model" is the averaged weights (what validation measured and synthesis loads),
+    "training_weights" the raw ones; an interrupted run resumes both bit-exactly."""
+    config = cfg(9, ema_decay=0.9, val_every=3, val_samples=0)
+    run_train(work, tmp_path / "direct", config)
+    ck = torch.load(tmp_path / "direct/checkpoints/last.pt", weights_only=True)
+    assert ck["ema_decay"] == 0.9 and set(ck["training_weights"]) == set(ck["model"])
+    moved = [k for k in ck["model"] if not torch.equal(ck["model"][k], ck["training_weights"][k])]
+    assert moved  # the average lags the raw weights
+
+    def interrupt_at_5(step, loss):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    run_train(work, tmp_path / "resumed", config, _hooks={"after_loss": interrupt_at_5})
+    run_train(work, tmp_path / "resumed", None, resume=True)
+    resumed = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=True)
+    for part in ("model", "training_weights"):
+        for k in ck[part]:
+            torch.testing.assert_close(resumed[part][k], ck[part][k], rtol=0, atol=1e-6)
+    a = read_metrics(tmp_path / "direct", "val")
+    b = read_metrics(tmp_path / "resumed", "val")
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], abs=1e-6)
+
+    from tts_cli.checkpoints import build_fastpitch
+
+    model = build_fastpitch(ck)  # synthesis loads the averaged weights
+    torch.testing.assert_close(model.state_dict()["encoder.word_emb.weight"], ck["model"]["encoder.word_emb.weight"])
+
+
 def test_nan_guard_skips_steps_and_stops_naming_utterances(work, tmp_path, caplog):
     from tts_cli.training.loop import TrainingError
 

@@ -58,7 +58,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 # Training-only state a voice never needs.
 _TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "rng", "sampler", "discriminator", "optimizer_d",
                   "scheduler_d", "scaler_d", "train", "hifigan_train", "best_val_loss", "best_metric",
-                  "best_metric_value", "epoch", "ema", "run_config")
+                  "best_metric_value", "epoch", "ema", "ema_decay", "training_weights", "run_config")
 HOW_TO_MAKE = ("make one from a training run: tts export-voice --model RUN --vocoder VOCODER_RUN --name NAME "
                "--out VOICES --licence SPDX-ID, then export TTS_VOICES_DIR=VOICES")
 

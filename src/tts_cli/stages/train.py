@@ -291,9 +291,11 @@ def train(
                 try:
                     task.enable_evaluation(ws.root, val_rows, symbols, speakers,
                                            language=str(meta["text"].get("language") or "es"),
-                                           asr=settings.eval_asr, limit=settings.eval_utterances)
-                except (ASRUnavailable, ValueError) as e:
-                    raise TrainConfigError(f"eval_asr {settings.eval_asr}: {e}") from None
+                                           asr=settings.eval_asr, limit=settings.eval_utterances,
+                                           vocoder=settings.eval_vocoder, audio=audio_cfg)
+                except (ASRUnavailable, ValueError) as e:  # VocoderError is a ValueError
+                    raise TrainConfigError(f"eval_asr {settings.eval_asr} / eval_vocoder {settings.eval_vocoder}: "
+                                           f"{e}") from None
 
         # ---- run folder
         resolved = deep_merge(cfg, {"model": model_cfg.to_dict(),
@@ -315,7 +317,8 @@ def train(
         summary = fit(task, settings, run, loader, sampler, val_batches, dev, dist_info, resume_ckpt, progress,
                       _hooks, console, "fastpitch", load_report=_report_rows(load_report))
         if dist_info.is_main and val_batches and summary.get("stopped") == "finished":
-            summary["held_out"] = held_out_check(ws, summary, meta, settings.eval_asr, console)
+            summary["held_out"] = held_out_check(ws, summary, meta, settings.eval_asr, console,
+                                                 vocoder=task.eval_vocoder)
         return summary
 
 
@@ -340,10 +343,10 @@ def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str 
     return eval_asr, best_metric
 
 
-def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console) -> dict | None:
+def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, vocoder=None) -> dict | None:
     """The user's answer to "did it work?": the best checkpoint speaks every validation
     utterance of their own data (never trained on), scored by CER with a recogniser, else by MCD.
-    A clear warning when the voice is not intelligible."""
+    A clear warning when the voice is not intelligible. `vocoder`: the evaluation's (None = Griffin-Lim)."""
     from tts_cli import checkpoints
     from tts_cli.asr import ASRUnavailable, load_asr
     from tts_cli.stages.evaluate import evaluate_checkpoint_quick
@@ -359,12 +362,13 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console) 
         recognizer = None
     model = checkpoints.build_fastpitch(checkpoints.load_checkpoint(path))
     result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
-                                       asr=recognizer, language=language, limit=len(rows))
+                                       asr=recognizer, language=language, limit=len(rows), vocoder=vocoder)
     result["checkpoint"] = str(path)
     n, cer, mcd = result["n"], result.get("cer"), result.get("mcd")
     where = f"{Path(path).name} on {n} held-out utterances of your data (the validation split)"
     if cer is not None:
-        console.print(f"[bold]held-out check[/] {where}: CER {100 * cer:.1f} % (Whisper base, Griffin-Lim)"
+        heard = "Griffin-Lim" if vocoder is None else " ".join(filter(None, (vocoder.label, "HiFi-GAN")))
+        console.print(f"[bold]held-out check[/] {where}: CER {100 * cer:.1f} % (Whisper base, {heard})"
                       + (f", MCD {mcd:.2f} dB" if mcd is not None else ""), highlight=False)
         if cer > INTELLIGIBLE_CER:
             console.print(f"[bold yellow]warning:[/] the voice is not intelligible yet (CER {100 * cer:.0f} % > "

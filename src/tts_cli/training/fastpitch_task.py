@@ -74,14 +74,25 @@ class FastPitchTask:
         self._eval: dict | None = None  # set by enable_evaluation (rank 0 of a run with eval_every)
 
     def enable_evaluation(self, work, rows: list[dict], symbols: list[str], speakers: dict[str, int],
-                          language: str = "es", asr: str = "none", limit: int = 4) -> None:
-        """Let `evaluate` score the first `limit` of `rows` (the validation split). The recogniser
-        is loaded now, so a missing extra stops the run before training (ASRUnavailable)."""
+                          language: str = "es", asr: str = "none", limit: int = 4,
+                          vocoder: str = "griffin-lim", audio=None) -> None:
+        """Let `evaluate` score the first `limit` of `rows` (the validation split), its CER on audio
+        from `vocoder` (a `load_vocoder` spec for mels with `audio`). Recogniser and vocoder are
+        loaded now, so a missing extra or an unfit vocoder stops the run before training
+        (ASRUnavailable / VocoderError)."""
         from tts_cli.asr import load_asr
+        from tts_cli.vocoders import is_griffin_lim, load_vocoder
 
+        recognizer = load_asr(asr, language=language)
+        voc = None if recognizer is None or is_griffin_lim(vocoder) else load_vocoder(vocoder, audio)
         self._eval = {"work": work, "rows": list(rows)[: max(1, int(limit))], "symbols": list(symbols),
                       "speakers": dict(speakers), "language": language, "limit": int(limit),
-                      "asr": load_asr(asr, language=language)}
+                      "asr": recognizer, "vocoder": voc}
+
+    @property
+    def eval_vocoder(self):
+        """The evaluation's vocoder (None: Griffin-Lim, or no evaluation)."""
+        return self._eval["vocoder"] if self._eval else None
 
     # ------------------------------------------------------------------ loop API
     def to_device(self, batch: dict, device: torch.device) -> dict:
@@ -136,7 +147,7 @@ class FastPitchTask:
 
         e = self._eval
         return evaluate_checkpoint_quick(model, e["work"], e["rows"], symbols=e["symbols"], speakers=e["speakers"],
-                                         asr=e["asr"], language=e["language"], limit=e["limit"])
+                                         asr=e["asr"], language=e["language"], limit=e["limit"], vocoder=e["vocoder"])
 
     # ------------------------------------------------------------------ samples
     def _write_samples(self, model, batch: dict, out: dict, samples_dir: Path) -> None:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import torch
 
+from tts_cli.training.ema import WeightAverage
 from tts_cli.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,13 @@ class TrainSettings:
     eval_every: int = 0  # quick objective evaluation every N steps (and at the last step); 0 = off
     eval_asr: str = "none"  # recogniser for the evaluation's CER: none | whisper-base
     eval_utterances: int = 4  # validation utterances evaluated each time
+    # what the evaluation's CER listens through: griffin-lim (cheap, a higher CER floor) |
+    # universal (the default vocoder of `tts synthesize`: what the user will hear) | a HiFi-GAN file
+    eval_vocoder: str = "griffin-lim"
     best_metric: str = "loss"  # what best.pt minimises: loss (validation) | mcd | cer | dur_mae (evaluation)
+    # exponential moving average of the weights (reference --ema-decay; 0 = off). When on, validation,
+    # evaluation and the checkpoints' "model" use the averaged weights; the raw ones resume training.
+    ema_decay: float = 0.0
 
     def __post_init__(self):
         from tts_cli.config import check_choice, check_number
@@ -96,6 +103,7 @@ class TrainSettings:
                 check_number(name, getattr(self, name), low=1, integer=True)
         if self.steps_per_minute is not None:
             check_number("steps_per_minute", self.steps_per_minute, low=0, low_open=True)
+        check_number("ema_decay", self.ema_decay, low=0, high=0.99999)  # 1 would never move
         check_choice("optimizer", str(self.optimizer).lower(), ("lamb", "adamw", "adam"))
         check_choice("schedule", str(self.schedule).lower(), ("noam", "constant"))
         check_choice("amp", self.amp, AMP_SETTINGS)
@@ -447,10 +455,13 @@ class Trainer:
                         type(task).__name__,
                         f", best.pt follows the validation loss, not {settings.best_metric}"
                         if settings.best_metric != "loss" else "")
+        self.ema: WeightAverage | None = None
         if resume_from is not None:
             self._restore(resume_from)
         else:
             seed_everything(settings.seed + self.dist.rank)
+        if settings.ema_decay and self.ema is None:
+            self.ema = WeightAverage(self.model, settings.ema_decay)
 
         self.train_model: torch.nn.Module = self.model
         self.ddp = None
@@ -466,7 +477,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def _restore(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model"])
+        # with EMA, "model" holds the averaged weights and "training_weights" the ones training goes on from
+        self.model.load_state_dict(ckpt.get("training_weights") or ckpt["model"])
+        if self.s.ema_decay:
+            averaged = ckpt["model"] if "training_weights" in ckpt else None
+            self.ema = WeightAverage(self.model, self.s.ema_decay, averaged)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
@@ -502,8 +517,11 @@ class Trainer:
 
     def _payload(self, rng_states: list[dict]) -> dict:
         payload = dict(self.task.checkpoint_meta())
+        own = unwrap(self.model).state_dict()
+        if self.ema is not None:
+            payload.update({"training_weights": own, "ema_decay": self.s.ema_decay})
         payload.update({
-            "model": unwrap(self.model).state_dict(),
+            "model": self.ema.averaged if self.ema is not None else own,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
@@ -658,6 +676,8 @@ class Trainer:
                 self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
+                if self.ema is not None:
+                    self.ema.update(self.model, self.step)
                 last_terms = terms_acc
                 progress.advance(self.step)
                 # ---- logging
@@ -699,6 +719,10 @@ class Trainer:
             last_losses=last_terms, frames_per_s=fps, skipped_steps=skipped,
         )
 
+    def _averaged(self, model: torch.nn.Module):
+        """What is measured is what the checkpoint holds: the averaged weights when EMA is on."""
+        return self.ema.applied(model) if self.ema is not None else _nullcontext()
+
     def _validate(self, metrics: MetricsLog | None) -> bool:
         """Validation loss on rank 0 (other ranks wait at the next collective). True = new best."""
         is_best = False
@@ -707,7 +731,7 @@ class Trainer:
             model.eval()
             samples = self.run_dir / "samples" / f"step_{self.step}"
             batches = [self.task.to_device(b, self.device) for b in self.val_batches]
-            with torch.no_grad():
+            with torch.no_grad(), self._averaged(model):
                 result = self.task.validate(model, batches, self.step, samples)
             model.train()
             val_loss = float(result.get("loss", float("nan")))
@@ -730,7 +754,7 @@ class Trainer:
             saved_rng = rng_state()
             model.eval()
             try:
-                with torch.no_grad():
+                with torch.no_grad(), self._averaged(model):
                     result = self.evaluate_fn(model, self.step)
             finally:
                 set_rng_state(saved_rng)
