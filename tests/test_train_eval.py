@@ -255,3 +255,18 @@ def test_eval_vocoder_is_what_the_cer_listens_through(work, tmp_path, monkeypatc
     with pytest.raises(TrainConfigError, match="eval_vocoder"):
         run_train(work, tmp_path / "run2", {**config, "train": {**config["train"], "eval_vocoder": str(tmp_path / "none.pt")}})
     assert not (tmp_path / "run2" / "checkpoints").exists()
+
+
+def test_evaluation_scores_the_wordiest_validation_utterances():
+    """Single words make a noisy CER (a recogniser mis-hears "seven" alone): the quick evaluation
+    that picks best.pt takes the validation utterances with the most words."""
+    from types import SimpleNamespace
+
+    from tts_cli.training.fastpitch_task import FastPitchTask
+
+    rows = [{"id": "a", "text": "seven"}, {"id": "b", "text": "press one to record"},
+            {"id": "c", "text": "paused"}, {"id": "d", "text": "your message has been saved"},
+            {"id": "e", "text": "press two"}]
+    task = SimpleNamespace()
+    FastPitchTask.enable_evaluation(task, "work", rows, ["a"], {"default": 0}, asr="none", limit=3)
+    assert [r["id"] for r in task._eval["rows"]] == ["d", "b", "e"]

@@ -76,7 +76,9 @@ class FastPitchTask:
     def enable_evaluation(self, work, rows: list[dict], symbols: list[str], speakers: dict[str, int],
                           language: str = "es", asr: str = "none", limit: int = 4,
                           vocoder: str = "griffin-lim", audio=None) -> None:
-        """Let `evaluate` score the first `limit` of `rows` (the validation split), its CER on audio
+        """Let `evaluate` score `limit` of `rows` (the validation split), those with the most words:
+        a single word ("seven", "paused") says little about intelligibility and a recogniser often
+        mis-hears one heard alone, so sentences make the CER that picks best.pt. The CER is on audio
         from `vocoder` (a `load_vocoder` spec for mels with `audio`). Recogniser and vocoder are
         loaded now, so a missing extra or an unfit vocoder stops the run before training
         (ASRUnavailable / VocoderError)."""
@@ -85,7 +87,8 @@ class FastPitchTask:
 
         recognizer = load_asr(asr, language=language)
         voc = None if recognizer is None or is_griffin_lim(vocoder) else load_vocoder(vocoder, audio)
-        self._eval = {"work": work, "rows": list(rows)[: max(1, int(limit))], "symbols": list(symbols),
+        by_words = sorted(rows, key=lambda r: -len(str(r.get("text", "")).split()))  # stable: ties keep order
+        self._eval = {"work": work, "rows": by_words[: max(1, int(limit))], "symbols": list(symbols),
                       "speakers": dict(speakers), "language": language, "limit": int(limit),
                       "asr": recognizer, "vocoder": voc}
 
