@@ -30,12 +30,12 @@ def run_stage(name: str, args: list[str], times: dict[str, float]) -> None:
     times[name] = time.perf_counter() - t0
 
 
-def held_out_folder(data: Path, out: Path) -> Path:
+def held_out_folder(data: Path, out: Path, csv_name: str = "test.csv") -> Path:
     """DATA/test.csv (`id|text|path`) as an LJSpeech folder tts preprocess reads."""
-    folder = out / "held_out"
+    folder = out / ("held_out" if csv_name == "test.csv" else f"held_out_{Path(csv_name).stem}")
     (folder / "wavs").mkdir(parents=True, exist_ok=True)
     lines = []
-    with open(data / "test.csv", encoding="utf-8") as f:
+    with open(data / csv_name, encoding="utf-8") as f:
         for row in csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE):
             uid, text, path = row[0], row[1], Path(row[2])
             path = path if path.is_absolute() else data / path
@@ -45,6 +45,29 @@ def held_out_folder(data: Path, out: Path) -> Path:
             lines.append(f"{uid}|{text}|{text}\n")
     (folder / "metadata.csv").write_text("".join(lines), encoding="utf-8")
     return folder
+
+
+def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
+    """CER of best.pt on DATA/test_more.csv when there is one (more sentences: a steadier figure)."""
+    if not (args.data / "test_more.csv").exists():
+        return None
+    work = out / "held_out_more_work"
+    run_stage("preprocess more", ["preprocess", str(held_out_folder(args.data, out, "test_more.csv")), "--out",
+                                  str(work), "--language", args.language], times)
+    report = out / "eval_more"
+    cers = []
+    for split in ("train", "val"):  # every clip of it is held out
+        run_stage(f"evaluate more ({split})", ["evaluate", "-m", str(run / "checkpoints" / "best.pt"), "--data",
+                                               str(work), "--split", split, "--no-dnsmos", "-o", str(report / split)],
+                  times)
+        result = json.loads((report / split / "report.json").read_text(encoding="utf-8"))
+        cers += [u["cer"] for u in result.get("utterances", []) if u.get("cer") is not None]
+    if not cers:
+        return None
+    cers.sort()
+    n = len(cers)
+    median = cers[n // 2] if n % 2 else (cers[n // 2 - 1] + cers[n // 2]) / 2
+    return {"median": median, "mean": sum(cers) / n, "n": n}
 
 
 def main() -> int:
@@ -75,6 +98,7 @@ def main() -> int:
     run_stage("evaluate", ["evaluate", "-m", str(run / "checkpoints" / "best.pt"), "--data", str(test_work),
                            "--split", "train", "-o", str(report)], times)
     result = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    more = score_more(args, out, run, times)
     summary = result["summary"]
     ratios = [u["duration_ratio"] for u in result.get("utterances", []) if u.get("duration_ratio") is not None]
     for name, seconds in times.items():
@@ -86,6 +110,9 @@ def main() -> int:
             print(f"{key:>20}: median {s['median'] * scale:.2f}  mean {s['mean'] * scale:.2f}  (n={s['n']})")
     if ratios:
         print(f"{'longest output':>20}: {max(ratios):.2f} x its recording")
+    if more:
+        print(f"{'cer (more held out)':>20}: median {more['median'] * 100:.2f}  mean {more['mean'] * 100:.2f}  "
+              f"(n={more['n']}, DATA/test_more.csv)")
     cer = summary.get("cer", {})
     print(f"finetune_real: held-out CER median {cer.get('median', float('nan')):.1%} mean "
           f"{cer.get('mean', float('nan')):.1%}, real recordings {summary.get('ref_cer', {}).get('median', float('nan')):.1%}, "

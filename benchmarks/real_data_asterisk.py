@@ -3,11 +3,12 @@
 One real female speaker (Allison Smith / Digium, CC-BY-SA-3.0), ~568 IVR prompts, ~25 min,
 G.722 at 16 kHz. Audio is never committed: this script rebuilds it.
 
-    python benchmarks/real_data_asterisk.py --out real_en [--train-minutes 12.8] [--test 19]
+    python benchmarks/real_data_asterisk.py --out real_en [--train-minutes 12.8] [--test 19] [--more-test 60]
 
 Needs `apt-get` (Debian) and the PyPI package `G722` (pip install G722). Writes
   OUT/train/metadata.csv + wavs/   (LJSpeech layout: `tts preprocess OUT/train`)
   OUT/test.csv                     (`id|text|path`: held-out prompts for synthesize -i / evaluate)
+  OUT/test_more.csv                (more held-out sentences, from the prompts not trained on)
   OUT/test_wavs/                   (their real recordings, the reference for CER/MCD)
 The split is deterministic (sorted keys, every k-th prompt held out), sized like the Spanish
 acceptance set (152 clips / 12.8 min train, 19 held out) unless told otherwise.
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asterisk-en-debs")
     ap.add_argument("--train-minutes", type=float, default=12.8, help="0 = every prompt not held out")
     ap.add_argument("--test", type=int, default=19, help="held-out prompts")
+    ap.add_argument("--more-test", type=int, default=60,
+                    help="more held-out sentences from the prompts not trained on (OUT/test_more.csv): a CER "
+                         "on 19 prompts moves by ~5 points between two checkpoints of the same quality")
     args = ap.parse_args(argv)
 
     root = fetch_debs(args.cache)
@@ -106,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                 break
             chosen.append(i)
             total += len(pool[i][2]) / SR
+        unused = [pool[i] for i in sorted(set(range(len(pool))) - set(chosen))]
         pool = [pool[i] for i in sorted(chosen)]
+    else:
+        unused = []
+    more_sentences = [c for c in unused if len(c[1]) >= 25]
+    step = max(1.0, len(more_sentences) / max(1, args.more_test))
+    more = [more_sentences[int(i * step)] for i in range(min(args.more_test, len(more_sentences)))]
 
     train_dir = args.out / "train"
     (train_dir / "wavs").mkdir(parents=True, exist_ok=True)
@@ -116,14 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         for key, text, wav in pool:
             sf.write(train_dir / "wavs" / f"{name(key)}.wav", wav, SR, subtype="PCM_16")
             f.write(f"{name(key)}|{text}|{text}\n")
-    with open(args.out / "test.csv", "w", encoding="utf-8") as f:
-        for key, text, wav in test:
-            path = args.out / "test_wavs" / f"{name(key)}.wav"
-            sf.write(path, wav, SR, subtype="PCM_16")
-            f.write(f"{name(key)}|{text}|{path.resolve()}\n")
+    for csv_name, clips_out in (("test.csv", test), ("test_more.csv", more)):
+        with open(args.out / csv_name, "w", encoding="utf-8") as f:
+            for key, text, wav in clips_out:
+                path = args.out / "test_wavs" / f"{name(key)}.wav"
+                sf.write(path, wav, SR, subtype="PCM_16")
+                f.write(f"{name(key)}|{text}|{path.resolve()}\n")
     minutes = sum(len(c[2]) for c in pool) / SR / 60
     print(f"train: {len(pool)} clips, {minutes:.1f} min -> {train_dir}; "
-          f"held out: {len(test)} clips -> {args.out / 'test.csv'}")
+          f"held out: {len(test)} clips -> {args.out / 'test.csv'}, {len(more)} more -> {args.out / 'test_more.csv'}")
     return 0
 
 
