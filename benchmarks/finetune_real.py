@@ -64,10 +64,9 @@ def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
         cers += [u["cer"] for u in result.get("utterances", []) if u.get("cer") is not None]
     if not cers:
         return None
-    cers.sort()
-    n = len(cers)
-    median = cers[n // 2] if n % 2 else (cers[n // 2 - 1] + cers[n // 2]) / 2
-    return {"median": median, "mean": sum(cers) / n, "n": n}
+    from tts_cli.metrics import summarize
+
+    return summarize(cers)
 
 
 def main() -> int:
