@@ -52,8 +52,8 @@ def main() -> None:
     import torch
 
     from tts_cli.onnx_export import export_onnx
-    from tts_cli.synthesis import Synthesizer
-    from tts_cli.voices import get_voice
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.inference.voices import get_voice
 
     voice = get_voice("es_base")
     tmp = None

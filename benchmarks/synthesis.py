@@ -88,7 +88,8 @@ def fastpitch_ckpt(preset: str) -> dict:
 
 def silent_vocoder():
     """Stands in for a vocoder: isolates the front end + FastPitch share."""
-    from tts_cli.vocoders import DEFAULT_AUDIO, Vocoder
+    from tts_cli.config import DEFAULT_AUDIO
+    from tts_cli.inference.vocoders import Vocoder
 
     class SilentVocoder(Vocoder):
         name = "none"
@@ -109,7 +110,8 @@ VARIANTS = {"fp32 eager": ("fp32", False), "cl fp32": ("fp32", True), "cl bf16":
 
 def make_vocoder(name: str, variant: str):
     from tts_cli.models.hifigan import PRESETS, Generator
-    from tts_cli.vocoders import DEFAULT_AUDIO, GriffinLimVocoder, HiFiGANVocoder
+    from tts_cli.config import DEFAULT_AUDIO
+    from tts_cli.inference.vocoders import GriffinLimVocoder, HiFiGANVocoder
 
     if name == "none":
         return silent_vocoder()
@@ -128,7 +130,8 @@ def reference_vocoder(name: str):
     import torch
 
     from tts_cli.models.hifigan import PRESETS, Generator
-    from tts_cli.vocoders import DEFAULT_AUDIO, Vocoder
+    from tts_cli.config import DEFAULT_AUDIO
+    from tts_cli.inference.vocoders import Vocoder
 
     torch.manual_seed(0)  # the same weights as make_vocoder
     gen = Generator(PRESETS[name]).remove_weight_norm().eval()
@@ -145,7 +148,7 @@ def quality(ckpt: dict, name: str) -> str:
     """Default inference path vs the fp32 reference on the benchmark text: max |diff|, SNR."""
     import numpy as np
 
-    from tts_cli.synthesis import Synthesizer
+    from tts_cli.inference.synthesizer import Synthesizer
 
     fast = Synthesizer(ckpt, vocoder=make_vocoder(name, "cl fp32"), device="cpu")
     ref = Synthesizer(ckpt, vocoder=reference_vocoder(name), device="cpu")
@@ -193,8 +196,8 @@ def bench_voice(args, target: float = 0.05) -> None:
     """RTF of a bundled voice as `tts synthesize --voice` runs it, per speaker and thread count."""
     import torch
 
-    from tts_cli.synthesis import Synthesizer
-    from tts_cli.voices import get_voice
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.inference.voices import get_voice
 
     voice = get_voice(args.voice)
     vocoder = str(voice.vocoder_path) if voice.vocoder_path else "griffin-lim"
@@ -252,9 +255,9 @@ def compare_child(name: str, threads: int, n: int) -> dict:
             return len(out.audio) / out.sample_rate
         describe = f"Kokoro-82M int8 ONNX, onnxruntime {threads} thread(s)"
     else:
-        from tts_cli.synthesis import Synthesizer
-        from tts_cli.vocoders import load_vocoder
-        from tts_cli.voices import get_voice
+        from tts_cli.inference.synthesizer import Synthesizer
+        from tts_cli.inference.vocoders import load_vocoder
+        from tts_cli.inference.voices import get_voice
 
         spec, precision, window = COMPARE[name]
         voice = get_voice("es_base")
@@ -346,8 +349,8 @@ def main() -> None:
         return bench_voice(args)
     import torch
 
-    from tts_cli.synthesis import Synthesizer
-    from tts_cli.vocoders import bf16_convs_faster, cpu_has_native_bf16
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.inference.cpu import bf16_convs_faster, cpu_has_native_bf16
 
     if args.quick:
         args.reps, args.min_time, args.threads = 2, 0.0, [max(args.threads)]

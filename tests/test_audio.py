@@ -9,9 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from tts_cli.audio import (
-    AudioError, load_audio, mel_filterbank, mel_spectrogram, num_frames, peak_normalize, save_wav, trim_silence,
-)
+from tts_cli.errors import AudioError
+from tts_cli.audio import load_audio, mel_filterbank, mel_spectrogram, num_frames, peak_normalize, save_wav, trim_silence
 from tts_cli.config import AudioConfig
 
 SR = 22050

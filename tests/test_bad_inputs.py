@@ -320,7 +320,8 @@ def test_preprocess_rejects_transcripts_in_another_script(tmp_path):
 # ----------------------------------------------------------------------------- defect 6
 
 def test_recipe_settings_are_checked_where_they_enter(tmp_path):
-    from tts_cli.training.run import TrainConfigError, train_settings
+    from tts_cli.errors import TrainConfigError
+    from tts_cli.training.run import train_settings
 
     for bad, word in (({"steps": 0}, "steps 0"), ({"lr": float("nan")}, "lr nan"), ({"warmup": -1}, "warmup -1"),
                       ({"optimizer": "sgd"}, "optimizer 'sgd'"), ({"amp": "fp8"}, "amp 'fp8'")):
@@ -331,7 +332,8 @@ def test_recipe_settings_are_checked_where_they_enter(tmp_path):
 
 
 def test_a_pickled_vocoder_gets_our_message_not_torchs_advice(user):
-    from tts_cli.vocoders import VocoderError, load_vocoder
+    from tts_cli.errors import VocoderError
+    from tts_cli.inference.vocoders import load_vocoder
 
     with pytest.raises(VocoderError) as e:
         load_vocoder(user / "pickled.pt")

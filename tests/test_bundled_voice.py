@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from tts_cli.cli import app
-from tts_cli.voices import default_voice, get_voice, list_voices
+from tts_cli.inference.voices import default_voice, get_voice, list_voices
 
 NAME = "es_base"
 

@@ -10,16 +10,12 @@ import torch
 
 from tts_cli.text.similar import similar_symbols
 
-from tts_cli.checkpoints import (
-    FORMAT_VERSION,
-    NVIDIA_SYMBOL_SETS,
-    CheckpointError,
-    build_fastpitch,
-    espeak_version_warning,
-    init_from,
-    load_checkpoint,
-    save_checkpoint,
-)
+from tts_cli.checkpoints.format import FORMAT_VERSION, save_checkpoint
+from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.text.frontend import espeak_version_warning
+from tts_cli.checkpoints.nvidia_fastpitch import NVIDIA_SYMBOL_SETS
+from tts_cli.errors import CheckpointError
+from tts_cli.training.init_from import init_from
 from tts_cli.models.fastpitch import PRESETS, FastPitch, FastPitchConfig
 
 REFERENCE = Path("/work/shared/reference/nvidia_fastpitch_state_dict.json")
@@ -314,7 +310,8 @@ def _batch():
 
 
 def test_require_kind_names_the_place_and_hints_only_for_a_vocoder():
-    from tts_cli.checkpoints import CheckpointError, require_kind
+    from tts_cli.errors import CheckpointError
+    from tts_cli.checkpoints.format import require_kind
 
     ckpt = {"kind": "fastpitch"}
     assert require_kind(ckpt, "fastpitch", "x.pt") is ckpt

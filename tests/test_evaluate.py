@@ -254,7 +254,7 @@ def _tiny_checkpoint(work: Path, path: Path, frames_per_symbol: int = 4) -> Path
 
     import torch
 
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
     from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
     from tts_cli.workspace import Workspace
 
@@ -272,7 +272,7 @@ def _tiny_checkpoint(work: Path, path: Path, frames_per_symbol: int = 4) -> Path
 
 
 def test_evaluate_cli_end_to_end_with_a_tiny_model(work, tmp_path):
-    pytest.importorskip("tts_cli.synthesis")
+    pytest.importorskip("tts_cli.inference.synthesizer")
     from typer.testing import CliRunner
 
     from tts_cli.cli import app
@@ -298,7 +298,7 @@ def test_evaluate_cli_end_to_end_with_a_tiny_model(work, tmp_path):
 
 
 def test_cli_prints_the_install_hint_when_the_extra_is_missing(work, tmp_path, no_faster_whisper):
-    pytest.importorskip("tts_cli.synthesis")
+    pytest.importorskip("tts_cli.inference.synthesizer")
     from typer.testing import CliRunner
 
     from tts_cli.cli import app

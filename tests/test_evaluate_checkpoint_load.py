@@ -8,7 +8,7 @@ import torch
 
 
 def _voice(path, language: str):
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
     from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
 
     symbols = ["_", " ", ".", "a", "p", "t"]

@@ -10,7 +10,10 @@ import torch
 
 from tts_cli.models.hifigan import (PRESETS, Discriminators, Generator, HiFiGANConfig, count_parameters,
                                     discriminator_loss, feature_loss, generator_loss)
-from tts_cli.vocoders import DEFAULT_AUDIO, VocoderError, load_vocoder, ours_to_nvidia
+from tts_cli.config import DEFAULT_AUDIO
+from tts_cli.errors import VocoderError
+from tts_cli.inference.vocoders import load_vocoder
+from tts_cli.checkpoints.hifigan import ours_to_nvidia
 
 REFERENCE = Path("/work/shared/reference/nvidia_hifigan_generator_state_dict.json")
 # V1's layout at 1/16 of the channels: every code path, milliseconds per forward
@@ -148,7 +151,7 @@ def test_nvidia_layout_from_reference_json_loads(tmp_path):
 
 
 def _save_ours(path, cfg: HiFiGANConfig, audio: dict, gen: Generator | None = None):
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
 
     gen = gen or Generator(cfg)
     return save_checkpoint(path, gen.state_dict(), cfg.to_dict(), None, 0, kind="hifigan", audio=audio)
@@ -234,7 +237,7 @@ def _gan_cfg(steps: int) -> dict:
 
 
 def test_hifigan_training_runs_and_resumes_exactly(tmp_path):
-    from tts_cli.checkpoints import load_checkpoint
+    from tts_cli.checkpoints.load import load_checkpoint
     from tts_cli.stages.train_hifigan import train_hifigan
 
     work = _workspace_with_audio(tmp_path / "work")
@@ -298,7 +301,7 @@ def test_cli_train_hifigan_and_resume(tmp_path):
     res = CliRunner().invoke(app, args + ["--resume", "--steps", "3"], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert "resuming at step 2" in " ".join(res.output.split())
-    from tts_cli.checkpoints import load_checkpoint
+    from tts_cli.checkpoints.load import load_checkpoint
 
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3
     res = CliRunner().invoke(app, ["train", str(work), "--out", str(tmp_path / "x"), "--gta", "fp.pt"])
@@ -309,7 +312,7 @@ def test_cli_train_hifigan_and_resume(tmp_path):
 def test_inference_path_and_chunked_vocoding_equal_the_whole_forward(preset):
     """The in-place inference path and the CPU vocoder's pieces (context = receptive field) must
     give the samples of one plain forward over the whole mel, seams included."""
-    from tts_cli.vocoders import HiFiGANVocoder
+    from tts_cli.inference.vocoders import HiFiGANVocoder
 
     cfg = HiFiGANConfig.from_dict({"preset": preset, "upsample_initial_channel": 32})
     gen = Generator(cfg).remove_weight_norm().eval()  # published init: outputs well inside tanh's range

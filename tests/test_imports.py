@@ -14,7 +14,8 @@ GPU_BOX_LACKS = ("librosa", "soundfile", "phonemizer")
 TRAINING_MODULES = (
     "tts_cli.stages.train", "tts_cli.stages.train_hifigan", "tts_cli.training.loop", "tts_cli.training.run",
     "tts_cli.training.data", "tts_cli.training.fastpitch_task", "tts_cli.training.hifigan_task",
-    "tts_cli.models.fastpitch", "tts_cli.models.hifigan", "tts_cli.checkpoints", "tts_cli.vocoders",
+    "tts_cli.models.fastpitch", "tts_cli.models.hifigan", "tts_cli.checkpoints.load", "tts_cli.checkpoints.hifigan",
+    "tts_cli.training.init_from", "tts_cli.inference.vocoders",
 )
 
 

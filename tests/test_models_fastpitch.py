@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tts_cli.errors import ConfigError
 from tts_cli.models.fastpitch import (
     PRESETS,
     FastPitch,
@@ -82,9 +83,9 @@ def test_tiny_is_small_and_config_round_trips():
     cfg = FastPitchConfig.from_dict(model.config.to_dict())
     assert cfg == model.config
     assert FastPitchConfig.from_dict({"preset": "tiny", "d_model": 96}).d_model == 96
-    with pytest.raises(ValueError, match="d_modle"):
+    with pytest.raises(ConfigError, match="d_modle"):
         FastPitchConfig.from_dict({"d_modle": 3})
-    with pytest.raises(ValueError, match="preset"):
+    with pytest.raises(ConfigError, match="preset"):
         FastPitchConfig.from_dict({"preset": "huge"})
 
 

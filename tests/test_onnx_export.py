@@ -39,8 +39,8 @@ def exported(tmp_path_factory):
 def engines(exported):
     import torch
 
-    from tts_cli.synthesis import Synthesizer
-    from tts_cli.voices import get_voice
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.inference.voices import get_voice
 
     torch.set_num_threads(1)
     ref = Synthesizer(get_voice("es_base").acoustic_path, precision="fp32", batch_size=1)
@@ -79,7 +79,7 @@ def test_onnx_matches_torch_within_the_stated_tolerance(engines, controls):
 def test_onnx_hifigan_matches_the_torch_generator(engines):
     import torch
 
-    from tts_cli.vocoders import load_vocoder
+    from tts_cli.inference.vocoders import load_vocoder
 
     ref, onx = engines
     mel = torch.from_numpy(ref.synthesize("Buenos días.").mel)[None]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from tts_cli.errors import ConfigError
 from tts_cli.pitch import DEFAULT_METHOD, extend_voicing, extract_f0, frame_energy
 from tts_cli.prosody import average_per_symbol, average_per_symbol_np, normalize_pitch
 
@@ -72,9 +73,9 @@ def test_pyin_length_and_explicit_n_frames():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="unknown pitch method"):
+    with pytest.raises(ConfigError, match="unknown pitch method"):
         extract_f0(np.zeros(1000), SR, "crepe")
-    with pytest.raises(ValueError, match="fmin"):
+    with pytest.raises(ConfigError, match="fmin"):
         extract_f0(np.zeros(1000), SR, DEFAULT_METHOD, fmin=500, fmax=100)
 
 

@@ -31,7 +31,7 @@ def test_the_recipe_resolves_by_name_and_every_train_key_is_read():
 
 def test_a_train_key_nothing_reads_is_refused():
     from tts_cli.stages.train_hifigan import train_section
-    from tts_cli.training.run import TrainConfigError
+    from tts_cli.errors import TrainConfigError
 
     with pytest.raises(TrainConfigError, match="unknown train setting.*segment_sise"):
         train_section({"model": {"preset": "v3"}, "train": {"segment_sise": 8192}})
@@ -70,7 +70,7 @@ def test_cli_train_hifigan_config_hifigan_v3_uses_the_recipe(tmp_path, monkeypat
 @pytest.mark.parametrize("config", ["hifigan_v3", "v3"])
 def test_a_vocoder_config_without_model_hifigan_says_what_to_add(config):
     from tts_cli.stages.train import resolve_config
-    from tts_cli.training.run import TrainConfigError
+    from tts_cli.errors import TrainConfigError
 
     with pytest.raises(TrainConfigError, match="--model hifigan"):
         resolve_config(config)

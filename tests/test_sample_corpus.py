@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tts_cli.errors import ConfigError
 from tts_cli.sample_corpus import (
     DEFAULT_SENTENCES,
     EspeakError,
@@ -84,7 +85,7 @@ def test_speak_gives_audio_and_phoneme_events_in_both_notations():
 def test_speak_rejects_unknown_voice_and_bad_rate():
     with pytest.raises(EspeakError, match="no voice"):
         speak("hola", voice="xx-nonexistent")
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ConfigError, match="rate"):
         speak("hola", rate=5)
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 # text with characters the voice cannot speak warns on the server side; the tests check the 400
-pytestmark = pytest.mark.filterwarnings("ignore::tts_cli.synthesis.SynthesisWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::tts_cli.inference.synthesizer.SynthesisWarning")
 
 SPEECH = "/v1/audio/speech"
 THREE_SENTENCES = "Hola, ¿qué tal? Hoy hace un día muy bonito en la ciudad. Mañana iremos al parque."
@@ -197,7 +197,8 @@ def test_bind_elsewhere_needs_an_api_key(monkeypatch):
     from typer.testing import CliRunner
 
     from tts_cli.cli import app
-    from tts_cli.serve.server import ENV_API_KEY, ServeError, check_bind, is_loopback
+    from tts_cli.serve.server import ENV_API_KEY, check_bind, is_loopback
+    from tts_cli.errors import ServeError
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")

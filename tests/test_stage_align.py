@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tts_cli.checkpoints import save_checkpoint
+from tts_cli.checkpoints.format import save_checkpoint
 from tts_cli.stages.align import align, batch_for_step
 from tts_cli.stages.align_eval import evaluate, predicted_phones
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text

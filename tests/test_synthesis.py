@@ -16,8 +16,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_workspace import make_workspace  # noqa: E402
 
-from tts_cli.synthesis import (CLAUSE_PAUSE_S, SENTENCE_PAUSE_S, SynthesisError, SynthesisWarning, Synthesizer,
-                               read_input_file, resolve_model, split_text)
+from tts_cli.text.chunking import CLAUSE_PAUSE_S, SENTENCE_PAUSE_S, split_text
+from tts_cli.errors import SynthesisError
+from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer, read_input_file
+from tts_cli.inference.resolve import resolve_model
 
 MICRO = {"preset": "tiny", "d_model": 48, "encoder_layers": 1, "decoder_layers": 1, "encoder_ff": 96,
          "decoder_ff": 96, "duration_predictor_filters": 32, "pitch_predictor_filters": 32,
@@ -136,9 +138,10 @@ def test_unknown_symbols_warn_once_per_call(synth):
 
 
 def test_audio_settings_mismatch_is_refused(run_dir, tmp_path):
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
-    from tts_cli.vocoders import DEFAULT_AUDIO, VocoderError
+    from tts_cli.config import DEFAULT_AUDIO
+    from tts_cli.errors import VocoderError
 
     cfg = HiFiGANConfig.from_dict({"preset": "v3", "upsample_initial_channel": 16})
     save_checkpoint(tmp_path / "voc.pt", Generator(cfg).state_dict(), cfg.to_dict(), None, 0, kind="hifigan",
@@ -151,9 +154,9 @@ def test_audio_settings_mismatch_is_refused(run_dir, tmp_path):
 
 
 def test_matching_hifigan_vocoder_through_the_cli(run_dir, tmp_path):
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
-    from tts_cli.vocoders import DEFAULT_AUDIO
+    from tts_cli.config import DEFAULT_AUDIO
 
     cfg = HiFiGANConfig.from_dict({"preset": "v3", "upsample_initial_channel": 16})
     save_checkpoint(tmp_path / "voc.pt", Generator(cfg).state_dict(), cfg.to_dict(), None, 0, kind="hifigan",
@@ -249,7 +252,7 @@ def test_a_model_that_predicts_no_frames_gets_a_clear_error():
 
 
 def test_auto_threads_leaves_the_cores_other_processes_use():
-    from tts_cli.synthesis import auto_threads
+    from tts_cli.inference.cpu import auto_threads
 
     def reader_for(busy_cores, cores=2):
         ticks = iter([(0, 0), (int(100 * busy_cores), 100 * cores)])
@@ -263,7 +266,7 @@ def test_auto_threads_leaves_the_cores_other_processes_use():
 
 
 def test_mel_contrast_spreads_speech_frames_and_leaves_silence():
-    from tts_cli.synthesis import mel_contrast
+    from tts_cli.inference.controls import mel_contrast
 
     floor = float(np.log(1e-5))
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ FRAMES = 3  # frames per symbol of a line the fake duration predictor speaks
 def voice(tmp_path, monkeypatch):
     """An untrained phoneme voice whose durations are FRAMES per symbol, except 0 for every symbol
     of a line containing 'k' (the model 'predicts no frames' for it, like an undertrained one)."""
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
     from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
 
     cfg = FastPitchConfig.from_dict({"preset": "tiny", "n_symbols": len(SYMBOLS), "aligner": False, "d_model": 32,

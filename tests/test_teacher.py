@@ -9,7 +9,8 @@ import pytest
 
 from tts_cli.teacher import unavailable_reason
 from tts_cli.resources import resource_dir
-from tts_cli.teacher.corpus import CorpusError, make_corpus, plan_sentences, read_sentences
+from tts_cli.errors import CorpusError
+from tts_cli.teacher.corpus import make_corpus, plan_sentences, read_sentences
 from tts_cli.teacher.kokoro import (SPANISH_VOICES, STYLE_DIM, STYLE_ROWS, VOICES_DIR, kokoro_postprocess,
                                     load_vocab, load_voice, tokenize)
 

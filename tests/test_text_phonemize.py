@@ -4,7 +4,8 @@ import pytest
 pytest.importorskip("phonemizer")
 
 from tts_cli.text import espeak_info, phonemize, phonemize_many, text_to_symbols, texts_to_symbols
-from tts_cli.text.phonemize import PhonemizerError, _backend
+from tts_cli.errors import PhonemizerError
+from tts_cli.text.phonemize import _backend
 
 
 def test_fixed_spanish_sentences():

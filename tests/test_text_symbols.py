@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from tts_cli.errors import ConfigError, WorkspaceError
 from tts_cli.text import (PAD, SymbolTable, base_inventory, canonical_text_type,
                           characters_to_symbols, split_phonemes, text_to_symbols)
 
@@ -50,7 +51,7 @@ def test_text_type_names():
     assert canonical_text_type("Text") == "text"
     assert canonical_text_type("ipa") == "phonemes"
     assert canonical_text_type("pre-phonemized") == "phonemes"
-    with pytest.raises(ValueError, match="unknown text type"):
+    with pytest.raises(ConfigError, match="unknown text type"):
         canonical_text_type("morse")
 
 
@@ -107,7 +108,7 @@ def test_load_rejects_bad_files(tmp_path):
     with pytest.raises(ValueError, match="pad"):
         SymbolTable.load(bad)
     bad.write_text("not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="bad.json"):
+    with pytest.raises(WorkspaceError, match="bad.json"):
         SymbolTable.load(bad)
     with pytest.raises(ValueError, match="duplicate"):
         SymbolTable(["_", "a", "a"])

@@ -145,7 +145,8 @@ def test_resume_with_eval_on_equals_uninterrupted_run(work, tmp_path):
 # ----------------------------------------------------------------------------- settings and CLI
 
 def test_bad_best_metric_settings_are_rejected_clearly():
-    from tts_cli.training.run import TrainConfigError, train_settings
+    from tts_cli.errors import TrainConfigError
+    from tts_cli.training.run import train_settings
 
     with pytest.raises(TrainConfigError, match="best_metric 'wer': use one of loss, mcd, cer, dur_mae"):
         train_settings({"best_metric": "wer", "eval_every": 5})
@@ -231,7 +232,7 @@ def test_eval_vocoder_is_what_the_cer_listens_through(work, tmp_path, monkeypatc
 
     import tts_cli.asr as asr_module
     from tts_cli.stages.train import TrainConfigError
-    from tts_cli.vocoders import HiFiGANVocoder
+    from tts_cli.inference.vocoders import HiFiGANVocoder
 
     heard = []
 

@@ -15,7 +15,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_workspace import DEFAULT_SYMBOLS, make_workspace, read_metrics  # noqa: E402
-from tts_cli.workspace import Workspace, WorkspaceError, atomic_write_jsonl  # noqa: E402
+
+from tts_cli.workspace import Workspace, atomic_write_jsonl
+from tts_cli.errors import WorkspaceError
 
 # smaller than the `tiny` preset: every run here takes a second or two on one CPU core
 MICRO = {"preset": "tiny", "d_model": 48, "encoder_layers": 1, "decoder_layers": 1, "encoder_ff": 96,
@@ -206,7 +208,7 @@ def test_training_learns_and_writes_run_folder(work, tmp_path):
     assert ck["pitch_stats"]["corpus"]["mean"] > 0
     for key in ("optimizer", "scheduler", "rng", "sampler", "epoch", "format_version"):
         assert key in ck
-    from tts_cli.checkpoints import build_fastpitch
+    from tts_cli.checkpoints.load import build_fastpitch
 
     model = build_fastpitch(ck)
     assert float(model.pitch_mean) == pytest.approx(ck["pitch_stats"]["corpus"]["mean"])
@@ -295,14 +297,14 @@ def test_ema_checkpoints_hold_the_average_and_resume_exactly(work, tmp_path):
     b = read_metrics(tmp_path / "resumed", "val")
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], abs=1e-6)
 
-    from tts_cli.checkpoints import build_fastpitch
+    from tts_cli.checkpoints.load import build_fastpitch
 
     model = build_fastpitch(ck)  # synthesis loads the averaged weights
     torch.testing.assert_close(model.state_dict()["encoder.word_emb.weight"], ck["model"]["encoder.word_emb.weight"])
 
 
 def test_nan_guard_skips_steps_and_stops_naming_utterances(work, tmp_path, caplog):
-    from tts_cli.training.loop import TrainingError
+    from tts_cli.errors import TrainingError
 
     calls = []
 
@@ -386,7 +388,7 @@ def test_ddp_two_gloo_processes(work, tmp_path):
 def test_griffin_lim_reconstructs_a_tone():
     from tts_cli.audio import mel_spectrogram
     from tts_cli.config import AudioConfig
-    from tts_cli.vocoders import griffin_lim
+    from tts_cli.inference.vocoders import griffin_lim
 
     a = AudioConfig()
     t = torch.arange(a.sample_rate // 2) / a.sample_rate

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from tts_cli.checkpoints import save_checkpoint
-from tts_cli.training.run import TrainConfigError, open_run, print_summary, train_settings
+from tts_cli.checkpoints.format import save_checkpoint
+from tts_cli.errors import TrainConfigError
+from tts_cli.training.run import open_run, print_summary, train_settings
 
 
 def resolve(cfg):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from tts_cli import vocoders
+from tts_cli.inference import vocoders
 from tts_cli.models.hifigan import Generator, HiFiGANConfig
-from tts_cli.vocoders import DEFAULT_AUDIO, GriffinLimVocoder, HiFiGANVocoder, VocoderError, load_vocoder
+from tts_cli.config import DEFAULT_AUDIO
+from tts_cli.inference.vocoders import GriffinLimVocoder, HiFiGANVocoder, load_vocoder
+from tts_cli.errors import VocoderError
 
 SMALL_V1 = {"preset": "v1", "upsample_initial_channel": 32}
 
@@ -79,7 +81,7 @@ def test_missing_package_is_a_clear_error(monkeypatch):
 
 
 def test_default_is_the_universal_hifigan_and_griffin_lim_stays_selectable(small_universal, monkeypatch):
-    from tts_cli.synthesis import Synthesizer
+    from tts_cli.inference.synthesizer import Synthesizer
 
     s = Synthesizer(_fastpitch_ckpt(), device="cpu")
     assert isinstance(s.vocoder, HiFiGANVocoder) and s.vocoder.is_default and s.vocoder.label == "universal"
@@ -95,7 +97,7 @@ def test_default_is_the_universal_hifigan_and_griffin_lim_stays_selectable(small
 
 
 def test_default_falls_back_to_griffin_lim_with_a_warning_when_it_cannot_serve(small_universal, monkeypatch):
-    from tts_cli.synthesis import Synthesizer
+    from tts_cli.inference.synthesizer import Synthesizer
 
     # a 16 kHz model: the universal V1 (22050 Hz) does not fit its mels
     with pytest.warns(UserWarning, match="sample_rate"):
@@ -112,7 +114,7 @@ def test_cli_says_which_vocoder_speaks(small_universal, tmp_path):
 
     from tts_cli.cli import app
 
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
 
     c = _fastpitch_ckpt()
     ckpt = save_checkpoint(tmp_path / "fp.pt", c["model"], c["config"], c["symbols"], 0, text=c["text"],

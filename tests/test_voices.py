@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers_workspace import make_workspace  # noqa: E402
 from test_synthesis import SAY, read_wav, run_dir  # noqa: E402,F401 - run_dir: 40-step tiny FastPitch run
 
-from tts_cli import voices  # noqa: E402
-from tts_cli.voices import VoiceError  # noqa: E402
+from tts_cli.inference import voice_export, voices  # noqa: E402
+from tts_cli.errors import VoiceError
 
 NAME = "es_test"
 TRAINING_ONLY = ("optimizer", "scheduler", "scaler", "rng", "sampler", "discriminator", "optimizer_d")
@@ -34,9 +34,9 @@ def invoke(*args):
 def vocoder_ckpt(tmp_path_factory):
     """A small HiFi-GAN checkpoint laid out as `tts train --model hifigan` writes it (weight norm,
     discriminators, optimizer state); weights far from the init so its output is not silence."""
-    from tts_cli.checkpoints import save_checkpoint
+    from tts_cli.checkpoints.format import save_checkpoint
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
-    from tts_cli.vocoders import DEFAULT_AUDIO
+    from tts_cli.config import DEFAULT_AUDIO
 
     cfg = HiFiGANConfig.from_dict({"preset": "v3", "upsample_initial_channel": 32})
     gen = Generator(cfg)
@@ -59,14 +59,14 @@ def voices_root(run_dir, vocoder_ckpt, tmp_path_factory):  # noqa: F811
     (root / "kokoro" / "vocab.json").write_text("{}", encoding="utf-8")
     notice = tmp_path_factory.mktemp("notice") / "NOTICE"
     notice.write_text("trained on a fabricated corpus\n", encoding="utf-8")
-    voices.export_voice(run_dir, root, name=NAME, vocoder_ckpt=vocoder_ckpt, licence="CC-BY-4.0",
+    voice_export.export_voice(run_dir, root, name=NAME, vocoder_ckpt=vocoder_ckpt, licence="CC-BY-4.0",
                         attribution="tests", description="tiny", summary={"hours": 0.01}, notices=[notice])
     return root
 
 
 @pytest.fixture()
 def use_voices(monkeypatch):
-    """Point tts_cli.voices at a folder for one test."""
+    """Point tts_cli.inference.voices at a folder for one test."""
     monkeypatch.delenv(voices.ENV_DIRS, raising=False)
 
     def use(root: Path) -> Path:
@@ -100,14 +100,14 @@ def test_export_keeps_inference_state_only_in_float16(run_dir, vocoder_ckpt, voi
     assert ac["model"]["pitch_mean"].dtype == torch.float32  # scalars keep full precision
     assert not any(k.endswith("weight_v") for k in voc["model"])  # weight norm folded in
 
-    fp32 = voices.export_voice(run_dir, tmp_path, name="full", vocoder_ckpt=vocoder_ckpt, fp16=False)
+    fp32 = voice_export.export_voice(run_dir, tmp_path, name="full", vocoder_ckpt=vocoder_ckpt, fp16=False)
     for f in ("fastpitch.pt", "hifigan.pt"):
         assert 0.4 < _size(folder / f) / _size(fp32.path / f) < 0.6  # about half
     assert _size(folder / "fastpitch.pt") < 0.3 * _size(run_dir / "checkpoints" / "last.pt")
 
 
 def test_list_get_default_and_broken_voices(voices_root, use_voices, tmp_path):
-    from tts_cli.synthesis import find_vocoder_beside
+    from tts_cli.inference.resolve import find_vocoder_beside
 
     use_voices(voices_root)
     found = voices.list_voices()
@@ -150,8 +150,9 @@ def test_list_get_default_and_broken_voices(voices_root, use_voices, tmp_path):
 
 def test_synthesize_with_no_model_speaks_the_bundled_voice(run_dir, vocoder_ckpt, voices_root, use_voices,  # noqa: F811
                                                            tmp_path):
-    from tts_cli.synthesis import Synthesizer
-    from tts_cli.vocoders import DEFAULT_AUDIO, load_vocoder
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.config import DEFAULT_AUDIO
+    from tts_cli.inference.vocoders import load_vocoder
 
     use_voices(voices_root)
     res = invoke("synthesize", SAY, "-o", tmp_path / "v.wav", "--save-mel", "--save-durations")
@@ -241,7 +242,7 @@ def test_init_from_bundled(voices_root, use_voices, tmp_path):
     # a vocoder fine-tune starts from the voice's float16, weight-norm-free generator
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
     from tts_cli.stages.train_hifigan import _init_from as init_vocoder
-    from tts_cli.vocoders import DEFAULT_AUDIO
+    from tts_cli.config import DEFAULT_AUDIO
 
     gen, _ = init_vocoder(Generator(HiFiGANConfig.from_dict({"preset": "v3"})),
                           voices.resolve_init_from("bundled", "vocoder"), dict(DEFAULT_AUDIO), 1.0, None)
@@ -276,7 +277,7 @@ def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, 
     src = tmp_path / "src"
     make_align_workspace(src, n_utts=8)
     align(src, steps=150, config=TINY)
-    voice = voices.export_voice(run_dir, tmp_path / "voices", name="with_aligner", aligner_ckpt=src / "aligner.pt")
+    voice = voice_export.export_voice(run_dir, tmp_path / "voices", name="with_aligner", aligner_ckpt=src / "aligner.pt")
     assert voice.files["aligner"] == "aligner.pt" and voice.metadata["aligner"]["step"] == 150
     shipped = torch.load(voice.aligner_path, weights_only=True)
     assert "optimizer" not in shipped and "rng" not in shipped and shipped["audio"]["n_mels"] == 80
@@ -304,5 +305,5 @@ def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, 
         align(tmp_path / "other", steps=2, config={"align": {**other["align"], "init_from": "bundled"}}, force=True)
     assert (tmp_path / "other" / "aligner.pt").read_bytes() == before  # --force replaced nothing
     use_voices(tmp_path / "none")
-    with pytest.raises(ValueError, match="no voice is bundled"):
+    with pytest.raises(VoiceError, match="no voice is bundled"):
         align(tmp_path / "other", steps=2, config={"align": {**TINY["align"], "init_from": "bundled"}}, force=True)

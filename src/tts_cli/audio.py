@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tts_cli.errors import AudioError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from tts_cli.config import AudioConfig
 
 SILENCE_PEAK = 1e-4  # below this peak amplitude a recording is treated as silent
-
-
-class AudioError(Exception):
-    """An audio file that cannot be used; str(err) is a short human reason."""
 
 
 # ----------------------------------------------------------------------------- loading

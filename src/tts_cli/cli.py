@@ -9,8 +9,27 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from . import __version__
+from tts_cli import __version__
+from tts_cli.errors import TTSError
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+class _Commands(TyperGroup):
+    """The one error handler: every refusal of ours (tts_cli.errors.TTSError) becomes `error: <message>`
+    and exit code 1; anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TTSError as e:
+            _fail(str(e))
+
 
 app = typer.Typer(
     name="tts",
@@ -19,6 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 
 
@@ -33,11 +53,6 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     pass
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -55,17 +70,14 @@ def preprocess(
     normalize_peak: Optional[bool] = typer.Option(None, "--peak-normalize/--no-peak-normalize", help="Peak-normalise audio."),
 ) -> None:
     """Read a dataset, normalise and phonemise its text, and write mels and a manifest to a workspace."""
-    from .stages.preprocess import PreprocessError, preprocess as run
+    from .stages.preprocess import preprocess as run
 
     overrides = {
         "audio": {"sample_rate": sample_rate, "trim_silence": trim, "trim_top_db": trim_db, "peak_normalize": normalize_peak},
         "text": {"language": language, "text_type": text_type},
         "data": {"format": format if format != "auto" else None},
     }
-    try:
-        run(data, out, config=config, overrides=overrides, workers=workers or None)
-    except PreprocessError as e:
-        _fail(str(e))
+    run(data, out, config=config, overrides=overrides, workers=workers or None)
 
 
 @app.command()
@@ -82,8 +94,6 @@ def align(
     fallback: str = typer.Option("skip", "--fallback", help="With --from-teacher, utterances the teacher cannot align: skip (report them) | learned (align them with the learned aligner)."),
 ) -> None:
     """Learn phoneme durations with the FastPitch 1.1 aligner and monotonic alignment search (or take a teacher's)."""
-    from .workspace import WorkspaceError
-
     learned = dict(steps=steps, batch_size=batch_size, device=device, from_checkpoint=from_checkpoint,
                    init_from=init_from)
     if from_checkpoint is not None and init_from is not None:
@@ -92,17 +102,14 @@ def align(
             v is not None for v in (steps, batch_size, from_checkpoint, init_from)):
         _fail("--steps, --batch-size, --from-checkpoint and --init-from set the learned aligner: with --from-teacher "
               "they need --fallback learned")
-    try:
-        if from_teacher is None:
-            from .stages.align import align as run
+    if from_teacher is None:
+        from .stages.align import align as run
 
-            run(work, force=force, config=config, **learned)
-        else:
-            from .stages.align_teacher import align_from_teacher
+        run(work, force=force, config=config, **learned)
+    else:
+        from .stages.align_teacher import align_from_teacher
 
-            align_from_teacher(work, from_teacher, force=force, fallback=fallback, config=config, **learned)
-    except (WorkspaceError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+        align_from_teacher(work, from_teacher, force=force, fallback=fallback, config=config, **learned)
 
 
 @app.command("extract-pitch")
@@ -117,12 +124,8 @@ def extract_pitch(
 ) -> None:
     """Extract frame-level F0 and energy, and per-speaker pitch statistics."""
     from .stages.pitch import extract_pitch as run
-    from .workspace import WorkspaceError
 
-    try:
-        run(work, method=method, workers=workers or None, fmin=fmin, fmax=fmax, force=force, config=config)
-    except (WorkspaceError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    run(work, method=method, workers=workers or None, fmin=fmin, fmax=fmax, force=force, config=config)
 
 
 @app.command()
@@ -150,9 +153,7 @@ def train(
     best_metric: Optional[str] = typer.Option(None, "--best-metric", help="What best.pt minimises: loss (validation) | mcd | cer | dur_mae (need --eval-every)."),
 ) -> None:
     """Train FastPitch or a HiFi-GAN vocoder on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
-    from .stages.train import TrainConfigError, train as run
-    from .training.loop import TrainingError
-    from .workspace import WorkspaceError
+    from .stages.train import train as run
 
     amp_setting = None if amp is None else (amp_dtype or "auto") if amp else "none"
     if amp_setting is None and amp_dtype:
@@ -170,22 +171,16 @@ def train(
                                          ("--best-metric", best_metric)) if v]
         if fastpitch_only:
             _fail(f"{', '.join(fastpitch_only)}: FastPitch options, not used by --model hifigan")
-        try:
-            summary = train_hifigan(work, out, config=config, steps=steps, init_from=init_from, resume=resume,
-                                    device=device, amp=amp_setting, gta=gta, lr=lr, compile=compile,
-                                    num_workers=workers)
-        except (TrainConfigError, TrainingError, WorkspaceError, FileNotFoundError, ValueError) as e:
-            _fail(str(e))
+        summary = train_hifigan(work, out, config=config, steps=steps, init_from=init_from, resume=resume,
+                                device=device, amp=amp_setting, gta=gta, lr=lr, compile=compile,
+                                num_workers=workers)
         if summary["stopped"] == "interrupted":
             raise typer.Exit(130)
         return
-    try:
-        summary = run(work, out, config=config, steps=steps, init_from=init_from, resume=resume, device=device,
-                      amp=amp_setting, alignment=alignment, batch_frames=batch_frames, max_frames=max_frames,
-                      freeze=tuple(freeze), lr=lr, compile=compile, num_workers=workers,
-                      eval_every=eval_every, eval_asr=eval_asr, best_metric=best_metric)
-    except (TrainConfigError, TrainingError, WorkspaceError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    summary = run(work, out, config=config, steps=steps, init_from=init_from, resume=resume, device=device,
+                  amp=amp_setting, alignment=alignment, batch_frames=batch_frames, max_frames=max_frames,
+                  freeze=tuple(freeze), lr=lr, compile=compile, num_workers=workers,
+                  eval_every=eval_every, eval_asr=eval_asr, best_metric=best_metric)
     if summary["stopped"] == "interrupted":
         raise typer.Exit(130)
 
@@ -217,24 +212,17 @@ def synthesize(
     engine: str = typer.Option("torch", "--engine", help="torch | onnx (onnxruntime; -m a `tts export --format onnx` folder)."),
 ) -> None:
     """Speak text with a trained voice; prints audio seconds and RTF (compute time / audio time)."""
-    from .checkpoints import CheckpointError
     from .stages.synthesize import synthesize_command
-    from .synthesis import SynthesisError
-    from .text import PhonemizerError
-    from .vocoders import VocoderError
 
     if speed is not None and pace is not None and speed != pace:
         _fail("--speed and --pace are the same setting; give one")
-    try:
-        synthesize_command(text, output=output, model=model, run=run, vocoder=vocoder,
-                           speed=speed if speed is not None else (pace if pace is not None else 1.0),
-                           pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
-                           speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
-                           save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
-                           batch_size=batch_size, voice=voice, threads=threads, mel_contrast=mel_contrast,
-                           engine=engine)
-    except (SynthesisError, VocoderError, CheckpointError, PhonemizerError, FileNotFoundError) as e:
-        _fail(str(e))
+    synthesize_command(text, output=output, model=model, run=run, vocoder=vocoder,
+                       speed=speed if speed is not None else (pace if pace is not None else 1.0),
+                       pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale,
+                       speaker=speaker, input_file=input_file, output_dir=output_dir, text_type=text_type,
+                       save_mel=save_mel, save_durations=save_durations, device=device, precision=precision,
+                       batch_size=batch_size, voice=voice, threads=threads, mel_contrast=mel_contrast,
+                       engine=engine)
 
 
 @app.command("export")
@@ -250,17 +238,14 @@ def export(
     """Export a voice for deployment: FastPitch and its HiFi-GAN as ONNX (`tts synthesize --engine onnx -m OUT`)."""
     if format != "onnx":
         _fail(f"--format {format!r}: only onnx is supported")
-    from .synthesis import SynthesisError, resolve_model
-    from .vocoders import VocoderError
+    from tts_cli.inference.resolve import resolve_model
 
     try:
-        from .onnx_export import ExportError, export_onnx
+        from tts_cli.onnx_export import export_onnx
 
         written = export_onnx(resolve_model(model, run, voice), out, vocoder=vocoder, opset=opset)
     except ImportError as e:
         _fail(f"tts export needs the onnx package ({e.name}): pip install -e '.[onnx]'")
-    except (ExportError, SynthesisError, VocoderError) as e:
-        _fail(str(e))
     for path in written.values():
         typer.echo(f"{path}  {path.stat().st_size / 1e6:.1f} MB")
     typer.echo(f"use it: tts synthesize \"Hola\" --engine onnx -m {out}")
@@ -282,29 +267,23 @@ def serve(
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="As for `tts synthesize`."),
 ) -> None:
     """Serve voices over HTTP: an OpenAI-compatible POST /v1/audio/speech, /v1/voices, /health and a web page at /."""
-    from .checkpoints import CheckpointError
     from .config import check_number
-    from .serve.server import ServeError, serve as run_server
-    from .serve.service import Settings
-    from .synthesis import SynthesisError
-    from .vocoders import VocoderError
+    from tts_cli.serve.server import serve as run_server
+    from tts_cli.serve.service import Settings
 
-    try:
-        check_number("--port", port, low=0, high=65535, integer=True)
-        check_number("--max-chars", max_chars, low=1, integer=True)
-        check_number("--max-queue", max_queue, low=1, integer=True)
-        check_number("--workers", workers, low=1, high=64, integer=True)
-        run_server(host=host, port=port, api_key=api_key, model=model, run=run, voice=voice, engine=engine,
-                   vocoder=vocoder, threads=threads,
-                   settings=Settings(max_chars=max_chars, max_queue=max_queue, workers=workers))
-    except (ServeError, SynthesisError, VocoderError, CheckpointError, ValueError) as e:
-        _fail(str(e))
+    check_number("--port", port, low=0, high=65535, integer=True)
+    check_number("--max-chars", max_chars, low=1, integer=True)
+    check_number("--max-queue", max_queue, low=1, integer=True)
+    check_number("--workers", workers, low=1, high=64, integer=True)
+    run_server(host=host, port=port, api_key=api_key, model=model, run=run, voice=voice, engine=engine,
+               vocoder=vocoder, threads=threads,
+               settings=Settings(max_chars=max_chars, max_queue=max_queue, workers=workers))
 
 
 @app.command()
 def voices() -> None:
     """List the bundled voices (tts_cli/resources/voices/<name>/voice.json, then $TTS_VOICES_DIR) and say which is the default."""
-    from .voices import print_voices
+    from tts_cli.inference.voices import print_voices
 
     raise typer.Exit(print_voices())
 
@@ -328,7 +307,7 @@ def export_voice(
     """Make a bundled voice from trained checkpoints: inference-only files + voice.json."""
     import json
 
-    from .voices import VoiceError, export_voice as run
+    from tts_cli.inference.voice_export import export_voice as run
 
     info = None
     if summary:
@@ -339,12 +318,9 @@ def export_voice(
             _fail(f"--summary: not a JSON object or file ({e})")
         if not isinstance(info, dict):
             _fail("--summary: expected a JSON object")
-    try:
-        voice = run(model, out, name=name, vocoder_ckpt=vocoder, fp16=not fp32, licence=licence,
-                    attribution=attribution, description=description, summary=info, notices=notice,
-                    keep_aligner=keep_aligner, aligner_ckpt=aligner, overwrite=force)
-    except VoiceError as e:
-        _fail(str(e))
+    voice = run(model, out, name=name, vocoder_ckpt=vocoder, fp16=not fp32, licence=licence,
+                attribution=attribution, description=description, summary=info, notices=notice,
+                keep_aligner=keep_aligner, aligner_ckpt=aligner, overwrite=force)
     typer.echo(f"use it: tts synthesize \"Hola\" --voice {voice.name}")
 
 
@@ -360,14 +336,11 @@ def make_corpus(
     language: str = typer.Option("es", "--language", "-l", help="espeak-ng language for the teacher (es, es-419)."),
 ) -> None:
     """Make a training corpus: a teacher voice reads a sentence list (audio + its phoneme durations)."""
-    from .teacher.corpus import DEFAULT_SENTENCES, CorpusError, make_corpus as run
-    from .teacher.kokoro import TeacherUnavailable
+    from tts_cli.teacher.corpus import DEFAULT_SENTENCES, make_corpus as run
 
     try:
         run(teacher=teacher, voice=voice, sentences=sentences or DEFAULT_SENTENCES, out=out, workers=workers,
             limit=limit, speed=speed, language=language)
-    except (CorpusError, TeacherUnavailable) as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         raise typer.Exit(130)
 
@@ -386,16 +359,12 @@ def evaluate(
     dnsmos: bool = typer.Option(True, "--dnsmos/--no-dnsmos", help="Naturalness by DNSMOS P.808 / OVRL (needs `pip install -e .\\[eval]`; skipped with a note when missing)."),
 ) -> None:
     """Score a voice: intelligibility by offline speech recognition (CER/WER), DNSMOS, MCD, F0 and duration error."""
-    from .stages.evaluate import EvaluateError, evaluate as run
-    from .workspace import WorkspaceError
+    from .stages.evaluate import evaluate as run
 
     if data is None and texts is None:
         _fail("give a workspace (--data WORK) or a text file (--texts FILE)")
-    try:
-        run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit,
-            dnsmos=dnsmos)
-    except (EvaluateError, WorkspaceError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    run(model, data=data, split=split, texts=texts, vocoder=vocoder, asr=asr, out=out, device=device, limit=limit,
+        dnsmos=dnsmos)
 
 
 @app.command()

@@ -7,10 +7,12 @@ The resolved settings are saved beside every artifact they produced (e.g. WORK/c
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
-from .resources import RECIPES, resource_dir
+from tts_cli.errors import ConfigError, VocoderError
+from tts_cli.resources import RECIPES, resource_dir
 
 RECIPES_DIR = resource_dir(RECIPES)  # tts_cli/resources/recipes, inside the package
 
@@ -32,6 +34,71 @@ class AudioConfig:
     peak_level: float = 0.95
     min_duration_s: float = 0.3
     max_duration_s: float = 20.0
+
+
+# Settings that change what a mel frame means; any difference makes the vocoder speak garbage.
+AUDIO_MATCH_KEYS = ("sample_rate", "hop_length", "n_fft", "win_length", "n_mels", "fmin", "fmax", "log_clamp")
+
+# What a mel frame means when nothing says otherwise (a vocoder file without audio settings).
+DEFAULT_AUDIO = {k: v for k, v in asdict(AudioConfig()).items() if k in AUDIO_MATCH_KEYS}
+
+# jik876 config.json / NVIDIA train_setup names -> ours
+AUDIO_ALIASES = {
+    "sampling_rate": "sample_rate", "sample_rate": "sample_rate",
+    "hop_size": "hop_length", "hop_length": "hop_length",
+    "win_size": "win_length", "win_length": "win_length",
+    "n_fft": "n_fft", "filter_length": "n_fft",
+    "num_mels": "n_mels", "n_mel_channels": "n_mels", "n_mels": "n_mels",
+    "fmin": "fmin", "mel_fmin": "fmin", "fmax": "fmax", "mel_fmax": "fmax",
+}
+
+
+def audio_dict(audio: Any) -> dict:
+    """AudioConfig / dict / None -> a plain dict of the settings that matter (None -> defaults)."""
+    if audio is None:
+        return dict(DEFAULT_AUDIO)
+    if is_dataclass(audio):
+        audio = asdict(audio)
+    out = {}
+    for k, v in dict(audio).items():
+        key = AUDIO_ALIASES.get(k, k)
+        if key in AUDIO_MATCH_KEYS and v is not None or key == "fmax":
+            out[key] = v
+    return out
+
+
+def audio_differences(a_audio: Any, b_audio: Any, a_name: str, b_name: str) -> list[str]:
+    """Every audio setting that differs between two sides, as `key: A (a_name) vs B (b_name)`
+    (only keys both sides know; fmax None = Nyquist)."""
+    a, b = audio_dict(a_audio), audio_dict(b_audio)
+
+    def norm(d: dict, k: str):
+        v = d.get(k)
+        if k == "fmax" and v is None and "sample_rate" in d:
+            v = d["sample_rate"] / 2  # None = Nyquist
+        return None if v is None else float(v)
+
+    diffs = []
+    for k in AUDIO_MATCH_KEYS:
+        if k not in a or k not in b:
+            continue
+        va, vb = norm(a, k), norm(b, k)
+        if va is None or vb is None:
+            continue
+        if abs(va - vb) > 1e-6 * max(1.0, abs(va)):
+            diffs.append(f"{k}: {a[k]} ({a_name}) vs {b[k]} ({b_name})")
+    return diffs
+
+
+def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "acoustic model",
+                      vocoder_name: str = "vocoder") -> None:
+    """Raise VocoderError listing every audio setting that differs (only keys both sides know)."""
+    diffs = audio_differences(model_audio, vocoder_audio, model_name, vocoder_name)
+    if diffs:
+        raise VocoderError(
+            f"the vocoder does not fit the acoustic model: {'; '.join(diffs)}. Use a vocoder trained with the "
+            "same audio settings (e.g. `tts train --model hifigan WORK --out RUN` on the same workspace), "
+            "or --vocoder griffin-lim")
 
 
 @dataclass
@@ -71,7 +138,7 @@ def find_recipe(name_or_path: str | Path) -> Path:
         if cand.exists():
             return cand
     known = sorted(x.stem for x in RECIPES_DIR.glob("*.yaml")) if RECIPES_DIR.exists() else []
-    raise FileNotFoundError(f"recipe {name_or_path!r} not found (known recipes: {', '.join(known) or 'none'})")
+    raise ConfigError(f"recipe {name_or_path!r} not found (known recipes: {', '.join(known) or 'none'})")
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -106,7 +173,7 @@ def _check_known_keys(cfg: dict) -> None:
         known = {f.name for f in fields(cls)}
         unknown = set(cfg.get(name, {})) - known
         if unknown:
-            raise ValueError(f"unknown {name} setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown {name} setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
 
 
 def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
@@ -131,13 +198,13 @@ def check_number(name: str, value, *, low: float | None = None, high: float | No
             what += f" {'>' if low_open else '>='} {low:g}"
         elif high is not None:
             what += f" <= {high:g}"
-        raise ValueError(f"{name} {value!r}: must be {what}")
+        raise ConfigError(f"{name} {value!r}: must be {what}")
 
 
 def check_choice(name: str, value, choices) -> None:
     """ValueError naming the setting and the allowed values unless `value` is one of them."""
     if value not in tuple(choices):
-        raise ValueError(f"{name} {value!r}: use one of {', '.join(str(c) for c in choices)}")
+        raise ConfigError(f"{name} {value!r}: use one of {', '.join(str(c) for c in choices)}")
 
 
 def check_device(device: str | None, option: str = "--device") -> None:
@@ -149,13 +216,13 @@ def check_device(device: str | None, option: str = "--device") -> None:
     try:
         dev = torch.device(str(device))
     except (RuntimeError, ValueError):
-        raise ValueError(f"{option} {device!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+        raise ConfigError(f"{option} {device!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"{option} {device}: CUDA is not available on this machine "
+            raise ConfigError(f"{option} {device}: CUDA is not available on this machine "
                              f"(torch {torch.__version__}; use --device cpu)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise ConfigError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def audio_config(cfg: dict) -> AudioConfig:
@@ -179,5 +246,6 @@ def dump_yaml(cfg: dict) -> str:
 __all__ = [
     "AudioConfig", "TextConfig", "DataConfig", "load_config", "find_recipe", "deep_merge",
     "audio_config", "text_config", "data_config", "dump_yaml", "defaults", "check_number", "check_choice",
-    "check_device",
+    "check_device", "AUDIO_MATCH_KEYS", "DEFAULT_AUDIO", "AUDIO_ALIASES", "audio_dict", "audio_differences",
+    "check_audio_match",
 ]

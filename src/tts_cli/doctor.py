@@ -24,7 +24,7 @@ def _checks():
     yield "cuda", cuda_check, "install a CUDA build of torch: make install TORCH='torch --index-url ...'"
 
     def espeak_check():
-        from .text import espeak_info
+        from tts_cli.text import espeak_info
 
         info = espeak_info()
         return f"{info['version']} from {info['source']} ({info['library_path']})"
@@ -43,7 +43,7 @@ def _checks():
     yield "librosa", librosa_check, "pip install librosa"
 
     def phonemise_check():
-        from .text import phonemize
+        from tts_cli.text import phonemize
 
         out = phonemize("¿Qué tal? Hola, mundo.", "es")
         if not out.strip():
@@ -52,8 +52,8 @@ def _checks():
     yield "phonemise es", phonemise_check, "check espeak-ng above; run: tts doctor"
 
     def voices_check():
-        from .checkpoints import build_fastpitch, load_checkpoint
-        from .voices import default_voice, list_voices, voices_dirs
+        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+        from tts_cli.inference.voices import default_voice, list_voices, voices_dirs
 
         errors: list = []
         found = list_voices(errors=errors)

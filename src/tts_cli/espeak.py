@@ -22,6 +22,8 @@ from typing import Iterator
 
 import numpy as np
 
+from tts_cli.errors import ConfigError, EspeakError
+
 # --- speak_lib.h -------------------------------------------------------------------------
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 espeakINITIALIZE_PHONEME_EVENTS = 0x0001
@@ -61,10 +63,6 @@ class _Event(ctypes.Structure):
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
-
-
-class EspeakError(RuntimeError):
-    """espeak-ng could not be loaded or refused a request."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,7 @@ def speak(text: str, voice: str = "es", rate: int | None = None, ipa: bool = Tru
     Deterministic: the same arguments give the same samples in any process.
     """
     if rate is not None and not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
-        raise ValueError(f"rate must be {RATE_RANGE[0]}..{RATE_RANGE[1]} words per minute, got {rate}")
+        raise ConfigError(f"rate must be {RATE_RANGE[0]}..{RATE_RANGE[1]} words per minute, got {rate}")
     pcm, sample_rate, events = _synthesize(text, voice, rate, ipa=False)
     if ipa:
         pcm_ipa, _, events_ipa = _synthesize(text, voice, rate, ipa=True)

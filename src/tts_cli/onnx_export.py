@@ -9,7 +9,7 @@
 The voice's metadata (symbols, text front end, audio settings, speakers, pitch statistics, mel
 contrast, licence) is stored as JSON under the key `tts_cli` of fastpitch.onnx's metadata_props,
 so onnxruntime reads it back (`custom_metadata_map`) without the `onnx` package
-(`tts_cli.onnx_engine`). Batch size is 1: the engine runs one sentence at a time.
+(`tts_cli.inference.onnx_engine`). Batch size is 1: the engine runs one sentence at a time.
 
 The TorchScript exporter (`dynamo=False`) is used (the dynamo exporter needs onnxscript, not a
 dependency here): it traces the length regulator written below
@@ -22,15 +22,13 @@ import json
 import os
 from pathlib import Path
 
+from tts_cli.errors import ExportError
+
 FASTPITCH_FILE = "fastpitch.onnx"
 HIFIGAN_FILE = "hifigan.onnx"
 METADATA_KEY = "tts_cli"
 ONNX_FORMAT_VERSION = 1
 OPSET = 17
-
-
-class ExportError(ValueError):
-    """An export that cannot be done; str() says why."""
 
 
 def _fastpitch_wrapper(model):
@@ -120,7 +118,7 @@ def _save_onnx(module, args: tuple, path: Path, input_names, output_names, dynam
 
 def _voice_info(model_path: Path) -> tuple[dict, list[Path]]:
     """(licence, attribution ... of a bundled voice, its notice files) to travel with the export."""
-    from tts_cli.voices import voice_of
+    from tts_cli.inference.voices import voice_of
 
     voice = voice_of(model_path)
     if voice is None:
@@ -137,8 +135,8 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, vocod
     import torch
 
     from tts_cli.resources import NOTICES, resource_file
-    from tts_cli.synthesis import Synthesizer
-    from tts_cli.vocoders import HiFiGANVocoder, load_vocoder
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.inference.vocoders import HiFiGANVocoder, load_vocoder
     from tts_cli.workspace import atomic_write_bytes
 
     synth = Synthesizer(model_path, vocoder=vocoder, device="cpu", precision="fp32")

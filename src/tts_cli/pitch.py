@@ -19,6 +19,8 @@ import types
 
 import numpy as np
 
+from tts_cli.errors import ConfigError
+
 C2_HZ = 65.40639132514966  # librosa.note_to_hz("C2"): NVIDIA's pyin fmin
 C7_HZ = 2093.004522404789  # librosa.note_to_hz("C7"): NVIDIA's pyin fmax
 
@@ -67,10 +69,10 @@ def extract_f0(
     fmax = float(fmax or C7_HZ)
     fmax = min(fmax, 0.5 * sr * 0.95)  # above Nyquist nothing can be found
     if not fmin < fmax:
-        raise ValueError(f"fmin {fmin} Hz must be below fmax {fmax} Hz")
+        raise ConfigError(f"fmin {fmin} Hz must be below fmax {fmax} Hz")
     target = n_frames_for(len(wav), hop_length) if n_frames is None else int(n_frames)
     if method not in _EXTRACTORS:
-        raise ValueError(f"unknown pitch method {method!r} (known: {', '.join(METHODS)})")
+        raise ConfigError(f"unknown pitch method {method!r} (known: {', '.join(METHODS)})")
     if len(wav) < 2 * hop_length or not np.any(wav):
         return np.zeros(target, np.float32)  # too short or digital silence: nothing is voiced
     f0 = _EXTRACTORS[method](wav, sr, fmin, fmax, hop_length, frame_length, **opts)

@@ -10,6 +10,8 @@ import json
 import os
 import tempfile
 
+from tts_cli.errors import WorkspaceError
+
 # mkstemp makes 0600 files; artifacts get the permissions an ordinary open() would give
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -133,10 +135,6 @@ def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = True) -
     return removed
 
 
-class WorkspaceError(RuntimeError):
-    """A workspace is missing or lacks the artifacts a stage needs."""
-
-
 @dataclass(frozen=True)
 class Workspace:
     """Paths of one workspace folder (see README, "Workspace layout")."""
@@ -221,3 +219,39 @@ class Workspace:
         if not self.config.exists():
             raise WorkspaceError(f"{self.root}: no config.yaml; run `tts preprocess` first")
         return yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+
+
+class RunFolder:
+    """A `tts train --out` folder, read side: which checkpoint the run offers.
+
+    The rule, the same for synthesize, evaluate, export and export-voice: best.pt (the checkpoint
+    the run chose by its `best_metric`), else last.pt (no evaluation has kept one yet); looked
+    for in RUN/checkpoints/, then in RUN/ itself (a folder of copied checkpoint files)."""
+
+    NAMES = ("best.pt", "last.pt")
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.checkpoints_dir = self.path / "checkpoints"
+
+    def candidates(self) -> list[Path]:
+        return [folder / name for folder in (self.checkpoints_dir, self.path) for name in self.NAMES]
+
+    def offered_checkpoint(self) -> Path | None:
+        """The checkpoint the run offers, or None where it has saved none yet."""
+        return next((p for p in self.candidates() if p.is_file()), None)
+
+
+def resolve_checkpoint(path: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+    """A checkpoint file as given, or the one a run folder offers (RunFolder's rule); `error`
+    (the caller's error class) names the path and the reason otherwise."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise error(f"{p}: no such checkpoint file or run folder")
+    found = RunFolder(p).offered_checkpoint()
+    if found is None:
+        raise error(f"{p}: no checkpoints/best.pt or checkpoints/last.pt; is it a `tts train --out` folder "
+                    "and has the run saved a checkpoint yet?")
+    return found

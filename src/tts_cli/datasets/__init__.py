@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (
-    AUDIO_EXTENSIONS, DEFAULT_SPEAKER, DatasetError, Entry, EntryList, Problem, ReadResult, safe_id,
-)
+from tts_cli.datasets.base import AUDIO_EXTENSIONS, DEFAULT_SPEAKER, Entry, EntryList, Problem, ReadResult, safe_id
+from tts_cli.errors import DatasetError
 from .css10 import MARKER as CSS10_MARKER, read_css10
 from .folder import find_audio, read_folder
 from .ljspeech import MARKER as LJSPEECH_MARKER, read_ljspeech

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from tts_cli.errors import DatasetError
+
 DEFAULT_SPEAKER = "default"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64")
-
-
-class DatasetError(Exception):
-    """The path is not a readable dataset; str(err) is a one-line reason."""
 
 
 @dataclass

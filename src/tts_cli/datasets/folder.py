@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import AUDIO_EXTENSIONS, DatasetError, Entry, Problem, ReadResult, rel, safe_id
+from tts_cli.datasets.base import AUDIO_EXTENSIONS, Entry, Problem, ReadResult, rel, safe_id
+from tts_cli.errors import DatasetError
 
 TRANSCRIPT_SUFFIXES = (".txt", ".lab", ".normalized.txt")  # the last one: LibriTTS naming
 

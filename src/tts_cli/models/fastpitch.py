@@ -26,6 +26,8 @@ from tts_cli.prosody import average_per_symbol
 
 from .transformer import FFTransformer, mask_from_lens
 
+from tts_cli.errors import ConfigError
+
 ALIGNMENTS = ("external", "learned")
 
 
@@ -85,9 +87,9 @@ class FastPitchConfig:
 
     def __post_init__(self):
         if self.alignment not in ALIGNMENTS:
-            raise ValueError(f"model.alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
+            raise ConfigError(f"model.alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         if self.alignment == "learned" and not self.aligner:
-            raise ValueError("model.alignment 'learned' needs model.aligner: true")
+            raise ConfigError("model.alignment 'learned' needs model.aligner: true")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,11 +101,11 @@ class FastPitchConfig:
         d = {**(d or {}), **{k: v for k, v in overrides.items() if v is not None}}
         preset = d.pop("preset", "base")
         if preset not in PRESETS:
-            raise ValueError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
+            raise ConfigError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown model setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown model setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return replace(PRESETS[preset], **d)
 
 

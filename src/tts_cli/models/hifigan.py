@@ -8,7 +8,7 @@ Parameter names equal jik876/hifi-gan's generator (`conv_pre`, `ups.N`, flat `re
 N = stage * n_kernels + kernel index, `convs1/convs2` for resblock type 1, `convs` for type 2,
 `conv_post`), with weight norm stored as `weight_g` / `weight_v`, so a jik876 `g_XXXXXXXX` file's
 `generator` dict loads as is. NVIDIA DeepLearningExamples nests the resblocks as
-`resblocks.<stage>.<kernel index>` and may order the kernels [11, 7, 3]; `tts_cli.vocoders`
+`resblocks.<stage>.<kernel index>` and may order the kernels [11, 7, 3]; `tts_cli.inference.vocoders`
 maps that layout (see `nvidia_to_ours`).
 
 Weight norm is our own small implementation (torch's `weight_norm` is deprecated and its
@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from tts_cli.errors import ConfigError
 
 LRELU_SLOPE = 0.1
 
@@ -44,11 +46,11 @@ class HiFiGANConfig:
     def __post_init__(self):
         self.resblock = str(self.resblock)
         if self.resblock not in ("1", "2"):
-            raise ValueError(f"resblock must be '1' or '2', got {self.resblock!r}")
+            raise ConfigError(f"resblock must be '1' or '2', got {self.resblock!r}")
         if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
-            raise ValueError("upsample_rates and upsample_kernel_sizes differ in length")
+            raise ConfigError("upsample_rates and upsample_kernel_sizes differ in length")
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
-            raise ValueError("resblock_kernel_sizes and resblock_dilation_sizes differ in length")
+            raise ConfigError("resblock_kernel_sizes and resblock_dilation_sizes differ in length")
         self.upsample_rates = [int(x) for x in self.upsample_rates]
         self.upsample_kernel_sizes = [int(x) for x in self.upsample_kernel_sizes]
         self.resblock_kernel_sizes = [int(x) for x in self.resblock_kernel_sizes]
@@ -72,7 +74,7 @@ class HiFiGANConfig:
         d = dict(d or {})
         preset = str(d.pop("preset", "v1")).lower()
         if preset not in PRESETS:
-            raise ValueError(f"unknown HiFi-GAN preset {preset!r} (known: {', '.join(PRESETS)})")
+            raise ConfigError(f"unknown HiFi-GAN preset {preset!r} (known: {', '.join(PRESETS)})")
         if "num_mels" in d and "n_mels" not in d:
             d["n_mels"] = d["num_mels"]
         known = set(cls.__dataclass_fields__)
@@ -258,7 +260,7 @@ class Generator(nn.Module):
         rate): every elementwise op that allocates a fresh activation costs a pass over memory
         and, with glibc's malloc, page faults on the new block. Reusing the conv outputs instead
         saves a few % (the larger win is malloc's reuse of those blocks, see
-        `tts_cli.vocoders.tune_malloc_for_inference`)."""
+        `tts_cli.inference.cpu.tune_malloc_for_inference`)."""
         x = mel
         if self.conv2d:
             x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)

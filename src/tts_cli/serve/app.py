@@ -28,7 +28,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .service import RequestError, SpeechService
+from tts_cli.errors import RequestError
+from tts_cli.serve.service import SpeechService
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def _check_format(fmt: str) -> str:
         raise RequestError(f"response_format {fmt[:20]!r} is not supported; use {', '.join(MEDIA_TYPES)}",
                            param="response_format")
     if fmt in FILE_FORMATS:
-        from tts_cli.audio import AudioError, audio_format
+        from tts_cli.errors import AudioError
+        from tts_cli.audio import audio_format
 
         try:
             audio_format("x" + FILE_FORMATS[fmt])
@@ -92,7 +94,7 @@ def _check_format(fmt: str) -> str:
 
 
 def _check_request(req: SpeechRequest, service: SpeechService) -> None:
-    from tts_cli.synthesis import SPEED_RANGE
+    from tts_cli.inference.controls import SPEED_RANGE
 
     if req.model not in service.model_ids():
         raise RequestError(f"unknown model {req.model[:80]!r}; use one of {', '.join(service.model_ids())}",

@@ -11,14 +11,11 @@ import os
 import time
 from pathlib import Path
 
-from .service import Settings, SpeechService
+from tts_cli.serve.service import Settings, SpeechService
+from tts_cli.errors import ServeError
 
 ENV_API_KEY = "TTS_API_KEY"
 log = logging.getLogger(__name__)
-
-
-class ServeError(ValueError):
-    """A server that must not or cannot start; str() says why."""
 
 
 def is_loopback(host: str) -> bool:
@@ -40,7 +37,7 @@ def _served_name(model_path: Path, engine: str) -> str:
     """The voice id of the served model: a bundled voice's name, else the run or file name."""
     import re
 
-    from tts_cli.voices import voice_of
+    from tts_cli.inference.voices import voice_of
 
     voice = voice_of(model_path) if engine == "torch" else None
     if voice is not None:
@@ -59,7 +56,9 @@ def build_service(model=None, run=None, voice=None, engine: str = "torch", vocod
     import torch
 
     from tts_cli.stages.synthesize import _set_threads
-    from tts_cli.synthesis import SynthesisError, SynthesisWarning, Synthesizer, resolve_model
+    from tts_cli.errors import SynthesisError
+    from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer
+    from tts_cli.inference.resolve import resolve_model
 
     settings = settings or Settings()
     if engine == "onnx" and (model is None or run is not None or voice is not None):

@@ -24,6 +24,8 @@ from typing import AsyncIterator
 
 import numpy as np
 
+from tts_cli.errors import RequestError
+
 log = logging.getLogger(__name__)
 
 # Short, middle and long sentences: the vocoder's 128-, 192- and 256-frame windows, and several windows
@@ -31,14 +33,6 @@ WARM_UP_TEXT = ("Hola. Buenos días a todos, ¿cómo están hoy? El perro de San
                 "Ramírez se lo ha cortado, y ahora todos los vecinos del pueblo hablan de ello en la plaza mayor.")
 # `model` values accepted besides the voice names (what OpenAI clients send)
 MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts-cli")
-
-
-class RequestError(ValueError):
-    """A request the service cannot serve; `param` names the field at fault."""
-
-    def __init__(self, message: str, param: str | None = None, status: int = 400):
-        super().__init__(message)
-        self.param, self.status = param, status
 
 
 @dataclass
@@ -75,14 +69,14 @@ class SpeechService:
     def voice_names(self) -> list[str]:
         names = {self.default_name}
         if self._bundled:
-            from tts_cli.voices import list_voices
+            from tts_cli.inference.voices import list_voices
 
             names |= {v.name for v in list_voices(errors=[])}
         return sorted(names)
 
     def voices(self) -> list[dict]:
         """The /v1/voices listing: loaded models first-hand, bundled ones from voice.json."""
-        from tts_cli.voices import list_voices
+        from tts_cli.inference.voices import list_voices
 
         meta = {v.name: v for v in list_voices(errors=[])} if self._bundled else {}
         out = []
@@ -106,8 +100,8 @@ class SpeechService:
         """The Synthesizer of voice `name` (a name from `voice_names()`), loaded once."""
         with self._load_lock:
             if name not in self._synths:
-                from tts_cli.synthesis import Synthesizer
-                from tts_cli.voices import get_voice
+                from tts_cli.inference.synthesizer import Synthesizer
+                from tts_cli.inference.voices import get_voice
 
                 voice = get_voice(name)
                 default = self._synths[self.default_name]
@@ -132,7 +126,8 @@ class SpeechService:
 
     async def prepare(self, text: str, voice: str | None, speed: float) -> Speech:
         """Resolve the voice and speaker and split the text; RequestError for what is wrong."""
-        from tts_cli.synthesis import SynthesisError, split_text
+        from tts_cli.errors import SynthesisError
+        from tts_cli.text.chunking import split_text
 
         name, speaker = self._split(voice)
         synth = self._synths.get(name)
@@ -160,7 +155,7 @@ class SpeechService:
     # ------------------------------------------------------------------ synthesis
     def _speak(self, speech: Speech, i: int) -> np.ndarray:
         """Chunk i's samples followed by its pause (none after the last chunk)."""
-        from tts_cli.synthesis import pause_samples
+        from tts_cli.text.chunking import pause_samples
 
         synth, chunk = speech.synth, speech.chunks[i]
         wav = synth.synthesize(chunk.text, speaker=speech.speaker, speed=speech.speed).wav
@@ -171,7 +166,7 @@ class SpeechService:
     async def first_audio(self, speech: Speech) -> tuple[int, np.ndarray]:
         """(index, samples) of the first chunk that can be spoken, made before any byte is sent, so
         a text with nothing speakable is a 400, not a broken stream. Chunks before it are skipped."""
-        from tts_cli.synthesis import SynthesisError
+        from tts_cli.errors import SynthesisError
 
         loop = asyncio.get_running_loop()
         first_error = None
@@ -184,7 +179,7 @@ class SpeechService:
 
     async def rest_audio(self, speech: Speech, start: int) -> AsyncIterator[np.ndarray]:
         """Samples of chunks start.. one at a time; an unspeakable chunk is skipped (logged)."""
-        from tts_cli.synthesis import SynthesisError
+        from tts_cli.errors import SynthesisError
 
         loop = asyncio.get_running_loop()
         for i in range(start, len(speech.chunks)):
@@ -198,7 +193,7 @@ class SpeechService:
         before the first request: the kernels for every window are built, and the heap grows to its
         working size (glibc keeps freed activations for reuse, `tune_malloc_for_inference`), so
         neither the first long sentence's latency nor the memory after it is a surprise."""
-        from tts_cli.synthesis import split_text
+        from tts_cli.text.chunking import split_text
 
         synth = self._synths[self.default_name]
         speech = Speech(synth=synth, voice=self.default_name, speaker=None, chunks=split_text(text, synth.max_chunk_chars))

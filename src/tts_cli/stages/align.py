@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..workspace import (Workspace, WorkspaceError, atomic_save_npy, atomic_torch_save, atomic_write_bytes,
-                         atomic_write_jsonl, atomic_write_text, read_jsonl)
+from tts_cli.workspace import Workspace, atomic_save_npy, atomic_torch_save, atomic_write_bytes, atomic_write_jsonl, atomic_write_text, read_jsonl
+from tts_cli.errors import WorkspaceError
 
 CKPT_FORMAT = "tts-cli-aligner"
 
@@ -248,7 +248,7 @@ class QueryFeatures:
     def compute(self, ws: Workspace, utt: Utterance) -> np.ndarray:
         from dataclasses import replace
 
-        from ..audio import load_audio, mel_spectrogram
+        from tts_cli.audio import load_audio, mel_spectrogram
 
         wav = load_audio(ws.wav_path(utt.id), int(self.audio.sample_rate))
         mel = mel_spectrogram(wav, replace(self.audio, win_length=self.win_length)).numpy()
@@ -264,7 +264,7 @@ def _query_features(ws: Workspace, items: list[Utterance], cfg_all: dict, win_le
     item (cached like mels), or None (use WORK/mels) when it is 0, not shorter than the mels'
     window, or the workspace lacks some processed wav (a warning then: one kind of feature for
     the whole run). Utterances whose wav is unusable are reported in `bad` and must be skipped."""
-    from ..audio import AudioError
+    from tts_cli.errors import AudioError
     from ..config import audio_config
 
     audio = audio_config(cfg_all)
@@ -356,7 +356,8 @@ def _read_checkpoint(path: Path) -> dict:
     (ours or NVIDIA's, converted to our layout: weights under `model`, symbols at the top)."""
     import torch
 
-    from ..checkpoints import CheckpointError, load_checkpoint
+    from tts_cli.errors import CheckpointError
+    from tts_cli.checkpoints.load import load_checkpoint
 
     try:
         return load_checkpoint(path)
@@ -403,7 +404,7 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
         if missing and not new_symbols:
             raise ValueError(f"{path}: symbols of this workspace unknown to the checkpoint: {' '.join(missing[:20])}")
         if missing:
-            from ..checkpoints import LoadReport, _remap_symbols
+            from tts_cli.training.init_from import LoadReport, _remap_symbols
 
             emb = _remap_symbols(emb, torch.empty(len(symbols), emb.shape[1]), list(ck_symbols), list(symbols), 0,
                                  LoadReport(str(path)))
@@ -516,7 +517,7 @@ def _train(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int
 
 def _audio_settings(ws: Workspace) -> dict:
     """The workspace's mel settings (what an aligner.pt records it learned on)."""
-    from ..vocoders import audio_dict
+    from tts_cli.config import audio_dict
 
     return audio_dict((ws.load_config() if ws.config.exists() else {}).get("audio") or {})
 
@@ -525,7 +526,7 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
     """(model, source) of the aligner `init_from` names, for further training on this workspace, or
     (None, None): from scratch. It must be of the configured size and have learned on the same mel
     settings and query features; "auto" passes over one that does not fit (said so), else an error."""
-    from ..vocoders import audio_differences
+    from tts_cli.config import audio_differences
 
     auto = _is_auto(cfg.init_from)
     try:
@@ -559,8 +560,9 @@ def resolve_init_from(spec: str) -> Path | None:
     """`init_from` -> the aligner file to start from, or None (from scratch): "none" (or "");
     "auto" (the default voice's aligner, None when there is none); "bundled" / "bundled:NAME";
     a path to an aligner.pt or a FastPitch checkpoint with its joint aligner (it must exist)."""
-    from ..voices import VoiceError, default_voice
-    from ..voices import resolve_init_from as voice_file
+    from tts_cli.errors import VoiceError
+    from tts_cli.inference.voices import default_voice
+    from tts_cli.inference.voices import resolve_init_from as voice_file
 
     spec = str(spec or "").strip()
     if spec.lower() in ("", "none", "scratch"):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_cli.errors import WorkspaceError
+
 STRESS = "ˈˌ"
 # Modifiers that espeak and our symbol table may place differently; irrelevant to timing.
 IGNORED_MARKS = "ːˑ\u0361\u035c\u0303\u032f\u0329"
@@ -92,7 +94,7 @@ class AccuracyResult:
 def evaluate(work: str | Path, truth: str | Path | dict, tolerance_ms: float = 20.0, frame_offset: float = 0.0,
              hop_length: int | None = None, sample_rate: int | None = None) -> AccuracyResult:
     """Compare WORK/durations with the truth's phoneme starts (see module docstring)."""
-    from ..workspace import Workspace
+    from tts_cli.workspace import Workspace
 
     ws = Workspace(work)
     rows = ws.load_manifest()
@@ -130,7 +132,7 @@ def evaluate(work: str | Path, truth: str | Path | dict, tolerance_ms: float = 2
             per_utt[uid] = float(np.mean(np.asarray(utt_err) <= tolerance_ms))
     err = np.asarray(errors, dtype=float)
     if err.size == 0:
-        raise ValueError(f"{ws.root}: no utterance could be compared (no durations, or ids not in the truth)")
+        raise WorkspaceError(f"{ws.root}: no utterance could be compared (no durations, or ids not in the truth)")
     return AccuracyResult(
         utterances=n_utts, truth_phones=n_truth, matched=int(err.size),
         within=float(np.mean(err <= tolerance_ms)),

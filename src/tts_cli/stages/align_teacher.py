@@ -38,8 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..workspace import (Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text,
-                         read_jsonl)
+from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
 
 TEACHER_FILE = "teacher_durations.jsonl"
 SIDECAR_DIR = "teacher"
@@ -50,7 +49,7 @@ LENGTH_TOLERANCE_S = 0.05
 
 def _teacher_letters() -> dict[str, str]:
     """Kokoro's single letters for tied pairs -> the characters our front end writes (ʧ -> tʃ)."""
-    from ..teacher.kokoro import TIED_TO_KOKORO
+    from tts_cli.teacher.kokoro import TIED_TO_KOKORO
 
     return {letter: tied.replace("^", "") for tied, letter in TIED_TO_KOKORO.items()}
 

@@ -107,7 +107,8 @@ def _resolve_checkpoint(model: str | Path) -> Path:
         raise EvaluateError(f"{p}: no such checkpoint file or run folder")
     if p.is_file():
         return p
-    from tts_cli.synthesis import SynthesisError, resolve_model
+    from tts_cli.errors import SynthesisError
+    from tts_cli.inference.resolve import resolve_model
 
     try:
         return Path(resolve_model(p))
@@ -116,10 +117,10 @@ def _resolve_checkpoint(model: str | Path) -> Path:
 
 
 def _open_synthesizer(model, vocoder, device: str):
-    """A synthesizer object: `model` itself when it already has `.synthesize`, else tts_cli.synthesis."""
+    """A synthesizer object: `model` itself when it already has `.synthesize`, else tts_cli.inference.synthesizer."""
     if hasattr(model, "synthesize"):
         return model
-    from tts_cli.synthesis import Synthesizer
+    from tts_cli.inference.synthesizer import Synthesizer
 
     return Synthesizer(model, vocoder=vocoder, device=device)
 
@@ -145,7 +146,7 @@ class _DurationModel:
 
     @classmethod
     def from_synthesizer(cls, synth) -> "_DurationModel | None":
-        """Reuse the synthesizer's FastPitch (tts_cli.synthesis.Synthesizer has model/table/speakers)."""
+        """Reuse the synthesizer's FastPitch (tts_cli.inference.synthesizer.Synthesizer has model/table/speakers)."""
         model, table = getattr(synth, "model", None), getattr(synth, "table", None)
         if model is None or not hasattr(model, "infer") or table is None:
             return None
@@ -154,7 +155,7 @@ class _DurationModel:
     @classmethod
     def from_checkpoint(cls, checkpoint: Path | dict, device: str) -> "_DurationModel":
         """From a checkpoint file, or a checkpoint dict already loaded."""
-        from tts_cli.checkpoints import build_fastpitch, load_checkpoint
+        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
 
         ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         model = build_fastpitch(ckpt, aligner=False, strict=False).to(device)
@@ -293,7 +294,7 @@ def evaluate(
 ) -> dict:
     """Evaluate a voice; returns the report (also written to OUT/report.json). See the module docstring.
 
-    `model`: a checkpoint path (anything `tts_cli.synthesis.Synthesizer` accepts) or an object
+    `model`: a checkpoint path (anything `tts_cli.inference.synthesizer.Synthesizer` accepts) or an object
     with `.synthesize(text, speaker=None)`. `data` + `split`: the workspace utterances with their
     reference recordings; `texts`: a text file instead (intelligibility only). A missing ASR extra
     is reported and the ASR part skipped, and so is a missing DNSMOS (`dnsmos=False` skips it);
@@ -640,7 +641,7 @@ def evaluate_checkpoint_quick(
     audio_cfg = audio_config(ws.load_config())
     recognizer = load_asr(asr, language=language, threads=asr_threads) if isinstance(asr, str) else asr
     if recognizer is not None and vocoder is None:
-        from tts_cli.vocoders import griffin_lim
+        from tts_cli.inference.vocoders import griffin_lim
 
         def vocoder(mel):
             return griffin_lim(mel, audio_cfg).numpy()

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..workspace import Workspace, WorkspaceError, atomic_save_npy, atomic_write_json, atomic_write_jsonl
+from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl
+from tts_cli.errors import WorkspaceError
 
 SETTINGS_FILE = "_settings.json"
 FORMAT_VERSION = 1  # bump when the extraction code changes its output: everything is redone
@@ -120,7 +121,8 @@ def _init_worker(parent_pid: int | None = None) -> None:
 
 def process_utterance(job: dict) -> dict:
     """Extract and save pitch + energy for one utterance; never raises (errors come back as rows)."""
-    from ..audio import AudioError, load_audio
+    from tts_cli.errors import AudioError
+    from tts_cli.audio import load_audio
     from ..pitch import extract_f0, frame_energy
 
     uid, n = job["id"], int(job["n_frames"])
@@ -155,7 +157,7 @@ def process_utterance(job: dict) -> dict:
 
 def _first_pass_voiced(job: dict) -> tuple[str, np.ndarray]:
     """(speaker, voiced F0) of one utterance with the wide range (for auto_range); empty on error."""
-    from ..audio import load_audio
+    from tts_cli.audio import load_audio
     from ..pitch import extract_f0
 
     try:

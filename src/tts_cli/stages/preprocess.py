@@ -37,14 +37,8 @@ from typing import Any
 
 from .. import __version__
 from ..config import audio_config, data_config, dump_yaml, load_config, text_config
-from ..workspace import (
-    Workspace,
-    atomic_save_npy,
-    atomic_write_json,
-    atomic_write_jsonl,
-    atomic_write_text,
-    check_output_dir,
-)
+
+from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir
 
 CACHE_NAME = ".preprocess_cache.json"
 MIN_SPEAKER_UTTS_FOR_VAL = 5  # a speaker with fewer keeps its utterances for training (see SPLIT RULE)
@@ -85,7 +79,8 @@ def _init_worker(parent_pid: int | None = None) -> None:
 
 def process_audio(utt_id: str, src: str, audio_cfg: dict, work_root: str) -> dict:
     """Decode, resample, trim and normalise one file; write its wav and mel. Returns row fields or a reason."""
-    from ..audio import AudioError, load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
+    from tts_cli.errors import AudioError
+    from tts_cli.audio import load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
     from ..config import AudioConfig
 
     cfg = AudioConfig(**audio_cfg)
@@ -162,7 +157,7 @@ def preprocess(
         items.append((uid, e))
 
     # ---- text (main process, batched)
-    from ..text import canonical_text_type, espeak_info
+    from tts_cli.text import canonical_text_type, espeak_info
 
     espeak = espeak_info() if canonical_text_type(tcfg.text_type) == "text" else {}
     text_key = _settings_hash([asdict(tcfg), espeak.get("version")])
@@ -254,7 +249,7 @@ def preprocess(
     rows.sort(key=lambda r: r["id"])
     _assign_split(rows, dcfg)
 
-    from ..text import SymbolTable
+    from tts_cli.text import SymbolTable
 
     table = SymbolTable.build([r["symbols"] for r in rows], tcfg.language, tcfg.text_type)
     table.save(ws.symbols)
@@ -274,7 +269,7 @@ def preprocess(
 
 def _phonemise_all(texts: list[str], tcfg) -> list[dict]:
     """Normalise + phonemise in batches; a batch that fails is retried item by item."""
-    from ..text import texts_to_symbols
+    from tts_cli.text import texts_to_symbols
 
     out: list[dict] = []
     kw = dict(language=tcfg.language, text_type=tcfg.text_type, normalize=tcfg.normalize, keep_stress=tcfg.keep_stress)

@@ -51,7 +51,7 @@ def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> li
 
 def _set_threads(threads: int, device: str | None) -> str:
     """torch's CPU threads: `threads`, or with 0 those cores that other processes leave idle
-    (`tts_cli.synthesis.auto_threads`); OMP_NUM_THREADS set by the user wins over auto. Returns a
+    (`tts_cli.inference.cpu.auto_threads`); OMP_NUM_THREADS set by the user wins over auto. Returns a
     note for the header line."""
     import os
 
@@ -64,7 +64,7 @@ def _set_threads(threads: int, device: str | None) -> str:
         return f" · {threads} thread(s)"
     if os.environ.get("OMP_NUM_THREADS"):
         return f" · {torch.get_num_threads()} thread(s) (OMP_NUM_THREADS)"
-    from tts_cli.synthesis import auto_threads
+    from tts_cli.inference.cpu import auto_threads
 
     n, busy = auto_threads()
     torch.set_num_threads(n)
@@ -77,7 +77,7 @@ def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
     The batch runs as one call; if it raises SynthesisError (a line with nothing speakable, or one
     for which the model predicts no frames), its items are redone one by one, so only the bad
     lines are lost. The warnings of a failed batch attempt are dropped: each retry warns for its line."""
-    from tts_cli.synthesis import SynthesisError
+    from tts_cli.errors import SynthesisError
 
     error = None
     with warnings.catch_warnings(record=True) as caught:
@@ -131,8 +131,12 @@ def synthesize_command(
     from rich.console import Console
     from rich.table import Table
 
-    from tts_cli.audio import AudioError, audio_format, save_audio, save_wav as write_wav, wav_bytes
-    from tts_cli.synthesis import SynthesisError, Synthesizer, check_controls, read_input_file, resolve_model
+    from tts_cli.errors import AudioError
+    from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
+    from tts_cli.errors import SynthesisError
+    from tts_cli.inference.synthesizer import Synthesizer, read_input_file
+    from tts_cli.inference.controls import check_controls
+    from tts_cli.inference.resolve import resolve_model
     from tts_cli.workspace import check_output_dir, check_output_file
 
     console = console or Console(stderr=True)
@@ -160,7 +164,7 @@ def synthesize_command(
         thread_note = _set_threads(threads, device)
         synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
                             contrast=mel_contrast, engine=engine)
-        from tts_cli.voices import voice_of
+        from tts_cli.inference.voices import voice_of
 
         bundled = voice_of(model_path)
         shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)

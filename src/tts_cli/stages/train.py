@@ -5,8 +5,8 @@ sections `model:` (FastPitchConfig fields or `preset:`) and `train:` (TrainSetti
 and KL schedule). The resolved config is saved as RUN/config.yaml; `--resume` reads it back.
 
 `init_from` (fine-tuning) loads weights only, remapping symbols by name and resizing speakers
-(`tts_cli.checkpoints.init_from`), then trains with a fresh optimizer from step 0. It is a
-checkpoint path, or `bundled` / `bundled:<name>` for a bundled voice (`tts_cli.voices`); a recipe
+(`tts_cli.training.init_from`), then trains with a fresh optimizer from step 0. It is a
+checkpoint path, or `bundled` / `bundled:<name>` for a bundled voice (`tts_cli.inference.voices`); a recipe
 may give it as `train: {init_from: ...}` (the command line's --init-from wins). When the recipe's
 `model:` section names no architecture setting (only `preset` and training choices such as
 `alignment` or dropouts), the architecture is the init checkpoint's, so a recipe fits any base.
@@ -22,8 +22,10 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from tts_cli.training.run import TrainConfigError, load_train_config
-from tts_cli.workspace import Workspace, WorkspaceError, read_jsonl
+from tts_cli.errors import ConfigError, TrainConfigError, VocoderError
+from tts_cli.training.run import load_train_config
+from tts_cli.workspace import Workspace, read_jsonl
+from tts_cli.errors import WorkspaceError
 
 log = logging.getLogger("tts_cli.train")
 
@@ -96,8 +98,11 @@ def inherit_architecture(model_section: dict, src_config: dict | None) -> tuple[
 def _init_checkpoint(init_from, recipe_init, console, is_main: bool) -> tuple[Path | None, dict | None]:
     """(path, loaded checkpoint) for fine-tuning: --init-from, else the recipe's train.init_from;
     `bundled` / `bundled:<name>` name a bundled voice."""
-    from tts_cli import checkpoints
-    from tts_cli.voices import VoiceError, resolve_init_from
+    from tts_cli.checkpoints.format import require_kind
+    from tts_cli.checkpoints.load import load_checkpoint
+    from tts_cli.errors import CheckpointError
+    from tts_cli.errors import VoiceError
+    from tts_cli.inference.voices import resolve_init_from
 
     spec = init_from if init_from not in (None, "") else recipe_init
     try:
@@ -107,9 +112,9 @@ def _init_checkpoint(init_from, recipe_init, console, is_main: bool) -> tuple[Pa
     if path is None:
         return None, None
     try:
-        ckpt = checkpoints.require_kind(checkpoints.load_checkpoint(path), "fastpitch", f"--init-from {path}",
+        ckpt = require_kind(load_checkpoint(path), "fastpitch", f"--init-from {path}",
                                         "vocoders: tts train --model hifigan")
-    except checkpoints.CheckpointError as e:
+    except CheckpointError as e:
         raise TrainConfigError(str(e)) from None
     if is_main and str(spec) != str(path):
         console.print(f"[bold]init from[/] {spec} = {path}", highlight=False)
@@ -230,7 +235,7 @@ def train(
         else:
             try:
                 model_cfg = FastPitchConfig.from_dict(model_section)
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, ConfigError) as e:
                 raise TrainConfigError(str(e)) from None
         align_mode = model_cfg.alignment
 
@@ -239,9 +244,9 @@ def train(
         model = FastPitch(model_cfg)
         load_report = None
         if init_ckpt is not None:
-            from tts_cli import checkpoints
+            from tts_cli.training.init_from import init_from as init_weights_from
 
-            load_report = checkpoints.init_from(model, init_ckpt, symbols, speakers)
+            load_report = init_weights_from(model, init_ckpt, symbols, speakers)
             load_report.source = load_report.source or str(init_path)
             if dist_info.is_main:
                 load_report.print(console)
@@ -293,7 +298,7 @@ def train(
                                            language=str(meta["text"].get("language") or "es"),
                                            asr=settings.eval_asr, limit=settings.eval_utterances,
                                            vocoder=settings.eval_vocoder, audio=audio_cfg)
-                except (ASRUnavailable, ValueError) as e:  # VocoderError is a ValueError
+                except (ASRUnavailable, VocoderError) as e:
                     raise TrainConfigError(f"eval_asr {settings.eval_asr} / eval_vocoder {settings.eval_vocoder}: "
                                            f"{e}") from None
 
@@ -347,7 +352,7 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
     """The user's answer to "did it work?": the best checkpoint speaks every validation
     utterance of their own data (never trained on), scored by CER with a recogniser, else by MCD.
     A clear warning when the voice is not intelligible. `vocoder`: the evaluation's (None = Griffin-Lim)."""
-    from tts_cli import checkpoints
+    from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
     from tts_cli.asr import ASRUnavailable, load_asr
     from tts_cli.stages.evaluate import evaluate_checkpoint_quick
 
@@ -360,7 +365,7 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
         recognizer = load_asr(asr if asr not in (None, "none") else "auto", language=language, threads=2)
     except ASRUnavailable:
         recognizer = None
-    model = checkpoints.build_fastpitch(checkpoints.load_checkpoint(path))
+    model = build_fastpitch(load_checkpoint(path))
     result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
                                        asr=recognizer, language=language, limit=len(rows), vocoder=vocoder)
     result["checkpoint"] = str(path)

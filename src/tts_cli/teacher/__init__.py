@@ -4,6 +4,7 @@ Importing this package is cheap: onnxruntime and the model load when a teacher i
 Needs the optional extra `[teacher]`.
 """
 from __future__ import annotations
+from tts_cli.errors import ConfigError
 
 TEACHERS = ("kokoro",)
 
@@ -21,7 +22,7 @@ def load_teacher(teacher: str = "kokoro", voice: str = "ef_dora", speed: float =
                  sample_rate: int = 22050, language: str = "es"):
     """A ready teacher object with `.synthesize(text)` / `.synthesize_many(texts)`."""
     if teacher not in TEACHERS:
-        raise ValueError(f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}")
+        raise ConfigError(f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}")
     from tts_cli.teacher.kokoro import KokoroTeacher
 
     return KokoroTeacher(voice=voice, language=language, speed=speed, threads=threads, sample_rate=sample_rate)

@@ -25,16 +25,13 @@ from typing import Iterable, Sequence
 
 from tts_cli.resources import SENTENCES, resource_file
 from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from tts_cli.errors import CorpusError
 
 DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
 CORPUS_VERSION = 1
 # Settings that change the audio: a folder made with others is not resumed.
 _AUDIO_SETTINGS = ("teacher", "voice", "speed", "language", "sample_rate", "corpus_version")
-
-
-class CorpusError(RuntimeError):
-    """The corpus cannot be made as asked (bad sentence file, clashing folder, missing teacher)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ def _init_worker(settings: dict) -> None:
 def _make_one(folder: str, s: Sentence) -> dict:
     """Speak one sentence and write its wav and teacher/<id>.json; never raises for bad input."""
     from tts_cli.audio import save_wav
-    from tts_cli.teacher.kokoro import TeacherInputError
+    from tts_cli.errors import TeacherInputError
 
     folder_path = Path(folder)
     if "|" in s.text:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tts_cli.resources import VOICES, resource_dir
+from tts_cli.errors import ConfigError, TeacherInputError, TeacherUnavailable
 
 SAMPLE_RATE = 24000  # Kokoro's output rate
 DURATION_UNIT = 600  # samples at 24 kHz per duration unit (25 ms)
@@ -52,14 +53,6 @@ TIED_TO_KOKORO = {
 
 _phonemizers: dict[tuple[int, str], object] = {}
 _phonemizer_lock = threading.Lock()
-
-
-class TeacherUnavailable(RuntimeError):
-    """The [teacher] extra (or the vendored voices) is missing; the message says how to fix it."""
-
-
-class TeacherInputError(ValueError):
-    """This text cannot be spoken by the teacher (nothing to say, or too long)."""
 
 
 INSTALL_HINT = ("pip install 'tts-cli[teacher]' (or: pip install onnxruntime onnx && "
@@ -259,7 +252,7 @@ class KokoroTeacher:
         if reason:
             raise TeacherUnavailable(reason)
         if not 0.25 <= speed <= 4.0:
-            raise ValueError(f"speed {speed} out of range 0.25..4")
+            raise ConfigError(f"speed {speed} out of range 0.25..4")
         import onnxruntime as ort
 
         self.voice, self.language, self.speed, self.sample_rate = voice, language, float(speed), int(sample_rate)

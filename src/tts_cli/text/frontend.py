@@ -76,3 +76,14 @@ def text_to_symbols(text: str, language: str = "es", text_type: str = "text",
                     normalize: bool = True, keep_stress: bool = True) -> TextResult:
     """normalised text, phonemes and model symbols for one text."""
     return texts_to_symbols([text], language, text_type, normalize, keep_stress)[0]
+
+
+def espeak_version_warning(ckpt_or_text: dict, current: str | None) -> str | None:
+    """A warning when the checkpoint was trained with another espeak-ng version (phonemes can
+    change between versions), else None. Accepts a checkpoint or its `text` section."""
+    text = ckpt_or_text.get("text", ckpt_or_text) if isinstance(ckpt_or_text, dict) else {}
+    trained = (text or {}).get("espeak_ng")
+    if not trained or not current or str(trained) == str(current):
+        return None
+    return (f"espeak-ng {current} differs from {trained} used in training: phonemes may differ; "
+            "check pronunciations or re-run preprocess with the training version")

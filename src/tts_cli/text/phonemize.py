@@ -14,6 +14,8 @@ import os
 import re
 import threading
 
+from tts_cli.errors import PhonemizerError
+
 # Punctuation phonemizer keeps in the output (everything else non-verbal is dropped by espeak).
 # Matches symbols.PUNCTUATION minus characters espeak reads inside words (' and -).
 PRESERVED_PUNCTUATION = ';:,.!?¡¿—…"«»“”(){}[]'
@@ -24,10 +26,6 @@ _library: dict | None = None  # {"library": path, "data_path": path|None, "sourc
 
 # Anything espeak can pronounce: a letter or a digit.
 _SPEAKABLE_RE = re.compile(r"[^\W_]")
-
-
-class PhonemizerError(RuntimeError):
-    """espeak-ng is missing or the language is unknown; the message says what to do."""
 
 
 def _configure_library() -> dict:

@@ -24,6 +24,8 @@ import unicodedata
 import warnings
 from pathlib import Path
 
+from tts_cli.errors import ConfigError, WorkspaceError
+
 PAD = "_"
 SPACE = " "
 STRESS = ("ˈ", "ˌ")
@@ -71,7 +73,7 @@ def canonical_text_type(text_type: str) -> str:
     try:
         return _TEXT_TYPE_ALIASES[text_type.lower()]
     except KeyError:
-        raise ValueError(f"unknown text type {text_type!r}: use one of {', '.join(TEXT_TYPES)}") from None
+        raise ConfigError(f"unknown text type {text_type!r}: use one of {', '.join(TEXT_TYPES)}") from None
 
 
 def _base_language(language: str) -> str:
@@ -210,16 +212,16 @@ class SymbolTable:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read symbol table ({exc})") from None
+            raise WorkspaceError(f"{path}: cannot read symbol table ({exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
-            raise ValueError(f"{path}: not a symbol table (no 'symbols' list)")
+            raise WorkspaceError(f"{path}: not a symbol table (no 'symbols' list)")
         known = {"symbols", "pad", "language", "text_type", "version"}
         try:
             return cls(data["symbols"], pad=data.get("pad", PAD), language=data.get("language", "es"),
                        text_type=data.get("text_type", "text"),
                        meta={k: v for k, v in data.items() if k not in known})
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise WorkspaceError(f"{path}: {exc}") from None
 
     @classmethod
     def build(cls, symbol_lists, language: str = "es", text_type: str = "text",

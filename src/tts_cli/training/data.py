@@ -19,6 +19,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from tts_cli.errors import ConfigError, WorkspaceError
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,7 @@ def load_pitch_stats(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.exists():
-        from tts_cli.workspace import WorkspaceError
+        from tts_cli.errors import WorkspaceError
 
         raise WorkspaceError(f"{path}: missing; run `tts extract-pitch {path.parent}` first")
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -50,7 +52,7 @@ def load_pitch_stats(path: str | Path) -> dict:
             stds = [float(v["std"]) for v in speakers.values()]
             corpus = {"mean": float(np.mean(means)), "std": float(np.mean(stds))}
         else:
-            raise ValueError(f"{path}: no pitch mean/std found (expected 'speakers' and 'corpus' entries)")
+            raise WorkspaceError(f"{path}: no pitch mean/std found (expected 'speakers' and 'corpus' entries)")
     def plain(v: dict) -> dict:  # keep extra facts (fmin/fmax, counts) for the checkpoint
         extra = {k: x for k, x in v.items() if isinstance(x, (int, float, str)) and not isinstance(x, bool)}
         return {**extra, "mean": float(v["mean"]), "std": float(v["std"])}
@@ -95,7 +97,8 @@ class TTSDataset:
         attn_prior: bool = False,
         rows: Sequence[dict] | None = None,
     ):
-        from tts_cli.workspace import Workspace, WorkspaceError
+        from tts_cli.workspace import Workspace
+        from tts_cli.errors import WorkspaceError
 
         self.work = work if isinstance(work, Workspace) else Workspace(work)
         all_rows = self.work.load_manifest()
@@ -150,7 +153,7 @@ class TTSDataset:
         if self.use_durations:
             dur = np.load(self.work.duration_path(uid)).astype(np.int64)
             if len(dur) != len(symbols) or int(dur.sum()) != T:
-                raise ValueError(
+                raise WorkspaceError(
                     f"{self.work.duration_path(uid)}: {len(dur)} durations summing to {int(dur.sum())}, "
                     f"expected {len(symbols)} summing to {T} frames; re-run `tts align --force`"
                 )
@@ -165,7 +168,7 @@ def _fit(x: np.ndarray, T: int, what: str) -> np.ndarray:
     if len(x) == T:
         return x
     if abs(len(x) - T) > 2:
-        raise ValueError(f"{what}: {len(x)} frames but the mel has {T}; re-run `tts extract-pitch --force`")
+        raise WorkspaceError(f"{what}: {len(x)} frames but the mel has {T}; re-run `tts extract-pitch --force`")
     return np.pad(x, (0, T - len(x)), mode="edge") if len(x) < T else x[:T]
 
 
@@ -243,7 +246,7 @@ class BucketBatchSampler:
         warn: bool = True,
     ):
         if batch_frames <= 0:
-            raise ValueError("batch_frames must be positive")
+            raise ConfigError("batch_frames must be positive")
         self.lengths = [int(x) for x in lengths]
         self.batch_frames = int(batch_frames)
         self.max_frames = min(int(max_frames or batch_frames), self.batch_frames)
@@ -260,7 +263,7 @@ class BucketBatchSampler:
                 len(names), self.max_frames, ", ".join(names),
             )
         if not self.kept:
-            raise ValueError(f"no clip fits the frame budget ({self.max_frames} frames)")
+            raise ConfigError(f"no clip fits the frame budget ({self.max_frames} frames)")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.start = int(epoch), 0

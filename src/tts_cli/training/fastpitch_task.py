@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from tts_cli.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +37,7 @@ class FastPitchTaskSettings:
         if "loss_weights" in d:
             unknown = set(d["loss_weights"]) - set(out.loss_weights)
             if unknown:
-                raise ValueError(f"unknown loss weight(s) {sorted(unknown)} (known: {sorted(out.loss_weights)})")
+                raise ConfigError(f"unknown loss weight(s) {sorted(unknown)} (known: {sorted(out.loss_weights)})")
             out.loss_weights = {**out.loss_weights, **d["loss_weights"]}
         return out
 
@@ -83,7 +85,7 @@ class FastPitchTask:
         loaded now, so a missing extra or an unfit vocoder stops the run before training
         (ASRUnavailable / VocoderError)."""
         from tts_cli.asr import load_asr
-        from tts_cli.vocoders import is_griffin_lim, load_vocoder
+        from tts_cli.inference.vocoders import is_griffin_lim, load_vocoder
 
         recognizer = load_asr(asr, language=language)
         voc = None if recognizer is None or is_griffin_lim(vocoder) else load_vocoder(vocoder, audio)
@@ -155,7 +157,7 @@ class FastPitchTask:
     # ------------------------------------------------------------------ samples
     def _write_samples(self, model, batch: dict, out: dict, samples_dir: Path) -> None:
         from tts_cli.audio import save_wav
-        from tts_cli.vocoders import griffin_lim
+        from tts_cli.inference.vocoders import griffin_lim
 
         samples_dir.mkdir(parents=True, exist_ok=True)
         for b in range(min(self.val_samples, len(batch["ids"]))):

@@ -96,7 +96,7 @@ class VocoderDataset:
         self.log_floor = log_floor
         missing = [r["id"] for r in self.rows if not self.mel_file(r["id"]).exists()]
         if missing:
-            from tts_cli.workspace import WorkspaceError
+            from tts_cli.errors import WorkspaceError
 
             hint = " (run with --gta CKPT to write them)" if mel_dir == "gta" else ""
             raise WorkspaceError(f"{ws.root}: {len(missing)} utterance(s) have no {mel_dir}/<id>.npy "

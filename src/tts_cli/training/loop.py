@@ -37,14 +37,11 @@ import torch
 
 from tts_cli.training.ema import WeightAverage
 from tts_cli.training.optim import build_optimizer, build_scheduler
+from tts_cli.errors import ConfigError, TrainingError
 
 log = logging.getLogger(__name__)
 
 BEST_METRICS = ("loss", "mcd", "cer", "dur_mae")  # best.pt keeps the lowest of one of these
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on (e.g. K non-finite losses in a row); str() says why and what to do."""
 
 
 # ----------------------------------------------------------------------------- settings
@@ -108,15 +105,15 @@ class TrainSettings:
         check_choice("schedule", str(self.schedule).lower(), ("noam", "constant"))
         check_choice("amp", self.amp, AMP_SETTINGS)
         if self.best_metric not in BEST_METRICS:
-            raise ValueError(f"best_metric {self.best_metric!r}: use one of {', '.join(BEST_METRICS)} "
+            raise ConfigError(f"best_metric {self.best_metric!r}: use one of {', '.join(BEST_METRICS)} "
                              "(all lower-is-better)")
         if int(self.eval_every) < 0 or int(self.eval_utterances) < 1:
-            raise ValueError("eval_every must be >= 0 (0 = off) and eval_utterances >= 1")
+            raise ConfigError("eval_every must be >= 0 (0 = off) and eval_utterances >= 1")
         if self.best_metric != "loss" and not self.eval_every:
-            raise ValueError(f"best_metric {self.best_metric} is measured by the evaluation: "
+            raise ConfigError(f"best_metric {self.best_metric} is measured by the evaluation: "
                              "set eval_every (--eval-every N) too")
         if self.best_metric == "cer" and str(self.eval_asr).lower() in ("none", "off", ""):
-            raise ValueError("best_metric cer needs a recogniser: set eval_asr (--eval-asr whisper-base)")
+            raise ConfigError("best_metric cer needs a recogniser: set eval_asr (--eval-asr whisper-base)")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainSettings":
@@ -124,7 +121,7 @@ class TrainSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown train setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown train setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)
@@ -266,7 +263,7 @@ def resolve_amp(amp: Any, device: torch.device) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if amp in ("bf16", "fp16"):
         return amp
-    raise ValueError(f"unknown amp setting {amp!r} (auto | bf16 | fp16 | none)")
+    raise ConfigError(f"unknown amp setting {amp!r} (auto | bf16 | fp16 | none)")
 
 
 def enable_tf32() -> None:
@@ -327,8 +324,8 @@ class MetricsLog:
 # ----------------------------------------------------------------------------- checkpoints
 
 def _write_checkpoint(path: Path, payload: dict) -> None:
-    """Through `tts_cli.checkpoints.save_checkpoint` (atomic, self-describing, weights_only-safe)."""
-    from tts_cli.checkpoints import save_checkpoint
+    """Through `tts_cli.checkpoints.format.save_checkpoint` (atomic, self-describing, weights_only-safe)."""
+    from tts_cli.checkpoints.format import save_checkpoint
 
     p = dict(payload)
     p.pop("format_version", None)
@@ -337,7 +334,8 @@ def _write_checkpoint(path: Path, payload: dict) -> None:
 
 def load_training_checkpoint(path: Path) -> dict:
     """A checkpoint written by this loop (weights_only, format-checked by tts_cli.checkpoints)."""
-    from tts_cli.checkpoints import CheckpointError, load_checkpoint
+    from tts_cli.errors import CheckpointError
+    from tts_cli.checkpoints.load import load_checkpoint
 
     try:
         ckpt = load_checkpoint(path)

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from tts_cli.errors import ConfigError
+
 
 class Lamb(torch.optim.Optimizer):
     def __init__(
@@ -26,7 +28,7 @@ class Lamb(torch.optim.Optimizer):
         max_grad_norm: float | None = 1.0,
     ):
         if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"invalid LAMB settings lr={lr} betas={betas} eps={eps}")
+            raise ConfigError(f"invalid LAMB settings lr={lr} betas={betas} eps={eps}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
         self.max_grad_norm = max_grad_norm
 
@@ -100,14 +102,14 @@ def build_optimizer(params, name: str = "lamb", lr: float = 0.1, betas=(0.9, 0.9
     """`lamb` (the reference) or `adamw` (torch's; fused on CUDA)."""
     params = [p for p in params if p.requires_grad]
     if not params:
-        raise ValueError("no trainable parameters (is everything frozen?)")
+        raise ConfigError("no trainable parameters (is everything frozen?)")
     name = name.lower()
     if name == "lamb":
         return Lamb(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm)
     if name in ("adamw", "adam"):
         kw = {"fused": True} if params[0].is_cuda else {}
         return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, **kw)
-    raise ValueError(f"unknown optimizer {name!r} (lamb | adamw)")
+    raise ConfigError(f"unknown optimizer {name!r} (lamb | adamw)")
 
 
 class NoamSchedule:
@@ -153,7 +155,7 @@ def build_scheduler(optimizer, name: str = "noam", warmup: int = 1000) -> torch.
     elif name == "constant":
         fn = ConstantSchedule(warmup)
     else:
-        raise ValueError(f"unknown lr schedule {name!r} (noam | constant)")
+        raise ConfigError(f"unknown lr schedule {name!r} (noam | constant)")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
 
 

@@ -11,11 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
+from tts_cli.errors import ConfigError, TrainConfigError
+
 log = logging.getLogger("tts_cli.train")
-
-
-class TrainConfigError(ValueError):
-    """Bad train settings or run folder; str() says what to do."""
 
 
 # ----------------------------------------------------------------------------- config
@@ -40,7 +38,7 @@ def load_train_config(config: str | Path | dict | None, presets: Mapping, defaul
     else:
         try:
             path = find_recipe(config)
-        except FileNotFoundError as e:
+        except ConfigError as e:
             raise TrainConfigError(f"{e}; {presets_label}: {', '.join(presets)}") from None
         cfg = read_yaml(path)
     cfg.setdefault("model", {})
@@ -55,7 +53,7 @@ def train_settings(train_dict: dict, **overrides):
     merged = {**train_dict, **{k: v for k, v in overrides.items() if v is not None}}
     try:
         settings = TrainSettings.from_dict(merged)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ConfigError) as e:
         raise TrainConfigError(str(e)) from None
     settings.num_workers = loader_workers(settings.num_workers)
     return settings

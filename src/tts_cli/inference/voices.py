@@ -5,7 +5,7 @@ A voice is a folder `src/tts_cli/resources/voices/<name>/` holding `voice.json` 
     voice.json      format_version, name, language, speakers [names in id order], sample_rate,
                     licence (SPDX id), attribution, description,
                     files {"acoustic": "fastpitch.pt", "vocoder": "hifigan.pt" | null (the default
-                           vocoder: the universal HiFi-GAN V1, `tts_cli.vocoders`),
+                           vocoder: the universal HiFi-GAN V1, `tts_cli.inference.vocoders`),
                            "notices": ["LICENSE", "NOTICE", ...],
                            "aligner": "aligner.pt" (optional)},
                     acoustic / vocoder (what the files hold), training (free-form summary), created
@@ -24,7 +24,7 @@ without it the only (or alphabetically first) voice is the default. `TTS_VOICES_
 
 `export_voice` makes a voice from `tts train` checkpoints. With fp16 (the default) floating
 tensors are stored as float16, halving the files; loaders cast them back to float32
-(`tts_cli.checkpoints.build_fastpitch`, `tts_cli.vocoders.build_generator`), so synthesis runs in
+(`tts_cli.checkpoints.load.build_fastpitch`, `tts_cli.checkpoints.hifigan.build_generator`), so synthesis runs in
 float32 as before: fp16 keeps ~3 significant digits per weight, far below what changes the audio.
 Scalars (the pitch mean/std buffers) stay float32.
 
@@ -37,11 +37,11 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from .resources import VOICES, resource_dir
+from tts_cli.resources import VOICES, resource_dir
+from tts_cli.errors import VoiceError
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ HOW_TO_MAKE = ("make one from a training run: tts export-voice --model RUN --voc
                "--out VOICES --licence SPDX-ID, then export TTS_VOICES_DIR=VOICES")
 
 
-class VoiceError(ValueError):
-    """A voice that cannot be found or used; str() names the folder and the reason."""
-
-
 @dataclass
 class Voice:
     name: str
@@ -85,7 +81,7 @@ class Voice:
     @property
     def vocoder_path(self) -> Path | None:
         """The HiFi-GAN checkpoint, or None: the voice speaks through the default vocoder (the
-        universal HiFi-GAN V1, `tts_cli.vocoders.load_default_vocoder`)."""
+        universal HiFi-GAN V1, `tts_cli.inference.vocoders.load_default_vocoder`)."""
         v = self.files.get("vocoder")
         return self.path / v if v else None
 
@@ -343,232 +339,3 @@ def print_voices(console=None) -> int:
 
 
 # ----------------------------------------------------------------------------- export
-
-def half_state(state: dict) -> dict:
-    """float32 tensors (more than one value) -> float16; a tensor that would overflow float16's
-    range stays float32, as do scalars (pitch statistics) and integer tensors."""
-    import torch
-
-    out = {}
-    for k, v in state.items():
-        if torch.is_tensor(v) and v.dtype == torch.float32 and v.numel() > 1:
-            h = v.half()
-            out[k] = h if bool(torch.isfinite(h).all()) or not bool(torch.isfinite(v).all()) else v
-        else:
-            out[k] = v
-    return out
-
-
-def _state_bytes(state: dict) -> int:
-    return sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "element_size"))
-
-
-def _acoustic_payload(ckpt: dict, fp16: bool, keep_aligner: bool) -> tuple[dict, dict]:
-    """(inference-only FastPitch checkpoint, its description for voice.json)."""
-    from tts_cli.checkpoints import FORMAT_VERSION, build_fastpitch, clean_state_dict
-
-    state = clean_state_dict(ckpt["model"])
-    config = dict(ckpt["config"])
-    if not keep_aligner:  # synthesis builds FastPitch with aligner=False: the aligner is training-only
-        state = {k: v for k, v in state.items() if not k.startswith("attention.")}
-        config["aligner"], config["alignment"] = False, "external"
-    out = {
-        "format_version": FORMAT_VERSION, "kind": "fastpitch", "model": half_state(state) if fp16 else state,
-        "config": config, "symbols": list(ckpt["symbols"]), "step": int(ckpt.get("step") or 0),
-        "text": dict(ckpt.get("text") or {}), "audio": dict(ckpt.get("audio") or {}),
-        "pitch_stats": dict(ckpt.get("pitch_stats") or {}),
-        "speakers": {str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()},
-    }
-    model = build_fastpitch(out, aligner=keep_aligner and bool(config.get("aligner")))  # fails now, not at synthesis
-    info = {"model": "FastPitch", "parameters": sum(p.numel() for p in model.parameters()), "step": out["step"],
-            "dtype": "float16" if fp16 else "float32", "aligner": bool(keep_aligner and config.get("aligner")),
-            "text_type": out["text"].get("text_type"), "espeak_ng": out["text"].get("espeak_ng"),
-            "d_model": config.get("d_model")}
-    return out, info
-
-
-def _vocoder_payload(path: Path, acoustic_audio: dict, fp16: bool) -> tuple[dict, dict]:
-    """(inference-only HiFi-GAN checkpoint, its description) from any file load_hifigan reads."""
-    from tts_cli.checkpoints import FORMAT_VERSION, CheckpointError, load_checkpoint
-    from tts_cli.models.hifigan import PRESETS
-    from tts_cli.vocoders import DEFAULT_AUDIO, VocoderError, check_audio_match, load_hifigan
-
-    try:
-        gen, audio, known, fmt = load_hifigan(path)
-        if known:
-            check_audio_match(acoustic_audio, audio, vocoder_name=f"vocoder {path.name}")
-        else:  # jik876 files carry no audio settings: the shapes must fit, the rest is the model's
-            check_audio_match({k: acoustic_audio[k] for k in ("hop_length", "n_mels") if k in acoustic_audio},
-                              {"hop_length": gen.config.hop_length, "n_mels": gen.config.n_mels},
-                              vocoder_name=f"vocoder {path.name}")
-    except VocoderError as e:
-        raise VoiceError(str(e)) from None
-    step = 0
-    if fmt == "tts-cli":
-        try:
-            step = int(load_checkpoint(path).get("step") or 0)
-        except CheckpointError:
-            pass
-    gen.remove_weight_norm()  # inference form: one `weight` per conv instead of weight_g + weight_v
-    state = {k: v.detach().cpu() for k, v in gen.state_dict().items()}
-    full_audio = {**DEFAULT_AUDIO, **acoustic_audio, **(audio if known else {})}
-    cfg = gen.config.to_dict()
-    variant = next((n.upper() for n, p in PRESETS.items() if p.to_dict() == cfg), None)
-    out = {"format_version": FORMAT_VERSION, "kind": "hifigan", "model": half_state(state) if fp16 else state,
-           "config": cfg, "symbols": None, "step": step, "text": {}, "audio": full_audio, "pitch_stats": {},
-           "speakers": {}, "source": {"format": fmt, "file": path.name}}
-    info = {"model": "HiFi-GAN", "variant": variant or "custom", "parameters": sum(v.numel() for v in state.values()),
-            "step": step, "dtype": "float16" if fp16 else "float32", "source_format": fmt}
-    return out, info
-
-
-def _aligner_payload(path: Path, fp16: bool) -> tuple[dict, dict]:
-    """A `tts align` aligner.pt without its optimizer and RNG state: what a new workspace starts from."""
-    import torch
-
-    from tts_cli.stages.align import CKPT_FORMAT
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
-        raise VoiceError(f"{path}: cannot read the aligner ({e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise VoiceError(f"{path}: not a `tts align` aligner.pt")
-    state = half_state(ckpt["model"]) if fp16 else ckpt["model"]
-    keep = ("format", "version", "step", "seed", "config", "symbols", "n_mel_channels", "loss", "audio")
-    payload = {**{k: ckpt[k] for k in keep if k in ckpt}, "model": state}
-    cfg = ckpt.get("config") or {}
-    info = {"step": int(ckpt.get("step", 0)), "symbols": len(ckpt.get("symbols") or []),
-            "query_win_length": int(cfg.get("query_win_length") or 0),
-            "dtype": "float16" if fp16 else "float32"}
-    return payload, info
-
-
-def export_voice(
-    acoustic_ckpt: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    name: str,
-    vocoder_ckpt: str | os.PathLike | None = None,
-    fp16: bool = True,
-    licence: str = "NOASSERTION",
-    attribution: str = "",
-    description: str = "",
-    summary: dict | None = None,
-    notices: Sequence[str | os.PathLike] = (),
-    language: str | None = None,
-    keep_aligner: bool = False,
-    aligner_ckpt: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    console=None,
-) -> Voice:
-    """Make the voice `name` from a FastPitch checkpoint (+ a HiFi-GAN one; None = Griffin-Lim).
-
-    out_dir: the voices folder (the voice goes to OUT_DIR/NAME/), or the voice folder itself when it
-    is already called NAME. Checkpoints may be files or `tts train` run folders (best.pt, else
-    last.pt). Only what inference needs is kept (see the module docstring); `keep_aligner` keeps
-    the FastPitch aligner (for `tts align --from-checkpoint` or learned-alignment fine-tuning);
-    `aligner_ckpt` (a `tts align` WORK/aligner.pt) ships the aligner new recordings start from.
-    `notices` are LICENSE / NOTICE files copied into the folder. Files are written atomically,
-    voice.json last, so a failed export never leaves something that looks like a voice.
-    """
-    from rich.console import Console
-    from rich.table import Table
-
-    from tts_cli.checkpoints import CheckpointError, load_checkpoint, require_kind
-    from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json
-
-    console = console or Console(stderr=True)
-    if not _NAME.match(name or ""):
-        raise VoiceError(f"voice name {name!r}: use letters, digits, '_', '-' or '.' (it names the folder)")
-    out_dir = Path(out_dir)
-    folder = out_dir if out_dir.name == name else out_dir / name
-    if folder.exists() and any(folder.iterdir()):
-        if not (folder / VOICE_FILE).exists():
-            raise VoiceError(f"{folder}: exists and is not a voice folder (no {VOICE_FILE}); choose another --name")
-        if not overwrite:
-            raise VoiceError(f"{folder}: voice {name!r} already exists; add --force to replace it")
-
-    acoustic_src = resolve_checkpoint(acoustic_ckpt)
-    try:
-        ckpt = require_kind(load_checkpoint(acoustic_src), "fastpitch", acoustic_src, "pass it as the vocoder")
-    except CheckpointError as e:
-        raise VoiceError(str(e)) from None
-    acoustic, acoustic_info = _acoustic_payload(ckpt, fp16, keep_aligner)
-    vocoder = vocoder_info = vocoder_src = None
-    if vocoder_ckpt is not None and str(vocoder_ckpt).lower() not in ("griffin-lim", "griffinlim", "gl"):
-        vocoder_src = resolve_checkpoint(vocoder_ckpt)
-        vocoder, vocoder_info = _vocoder_payload(vocoder_src, acoustic["audio"], fp16)
-    aligner = aligner_info = None
-    if aligner_ckpt is not None:
-        aligner, aligner_info = _aligner_payload(Path(aligner_ckpt), fp16)
-    notice_paths = [Path(n) for n in notices]
-    for n in notice_paths:
-        if not n.is_file():
-            raise VoiceError(f"{n}: no such licence/notice file")
-
-    try:
-        old = load_voice(folder) if (folder / VOICE_FILE).exists() else None
-    except VoiceError:
-        old = None  # a broken earlier export: replaced as a whole
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [(ACOUSTIC_FILE, acoustic_src, atomic_torch_save(folder / ACOUSTIC_FILE, acoustic))]
-    if vocoder is not None:
-        written.append((VOCODER_FILE, vocoder_src, atomic_torch_save(folder / VOCODER_FILE, vocoder)))
-    if aligner is not None:
-        written.append((ALIGNER_FILE, Path(aligner_ckpt), atomic_torch_save(folder / ALIGNER_FILE, aligner)))
-    for n in notice_paths:
-        written.append((n.name, n, atomic_write_bytes(folder / n.name, n.read_bytes())))
-
-    speakers = [n for n, _ in sorted(acoustic["speakers"].items(), key=lambda kv: kv[1])] or ["default"]
-    training = {"acoustic_step": acoustic["step"]}
-    for key in ("best_val_loss", "epoch"):
-        if ckpt.get(key) is not None:
-            training[f"acoustic_{key}"] = ckpt[key]
-    if ckpt.get("best_metric") not in (None, "loss") and ckpt.get("best_metric_value") is not None:
-        training[f"acoustic_best_{ckpt['best_metric']}"] = ckpt["best_metric_value"]
-    if vocoder_info:
-        training["vocoder_step"] = vocoder_info["step"]
-    training.update(summary or {})
-    meta = {
-        "format_version": VOICE_FORMAT_VERSION,
-        "name": name,
-        "language": language or str(acoustic["text"].get("language") or ""),
-        "speakers": speakers,
-        "sample_rate": int(acoustic["audio"].get("sample_rate") or 22050),
-        "licence": licence or "NOASSERTION",
-        "attribution": attribution or "",
-        "description": description or "",
-        "files": {"acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE if vocoder is not None else None,
-                  "notices": [n.name for n in notice_paths],
-                  **({"aligner": ALIGNER_FILE} if aligner is not None else {})},
-        "acoustic": acoustic_info,
-        **({"aligner": aligner_info} if aligner_info else {}),
-        "vocoder": vocoder_info or {"model": "Griffin-Lim"},
-        "training": training,
-        "created": date.today().isoformat(),
-    }
-    atomic_write_json(folder / VOICE_FILE, meta)
-    if old is not None:  # files the previous export listed and this one does not (e.g. a dropped vocoder)
-        keep = {ACOUSTIC_FILE, VOICE_FILE, *(w[0] for w in written)}
-        for rel in [old.files.get("vocoder"), old.files.get("aligner"), *(old.files.get("notices") or [])]:
-            if rel and rel not in keep and (folder / rel).is_file():
-                (folder / rel).unlink()
-    voice = load_voice(folder)
-
-    table = Table(title=f"voice {name} -> {folder}")
-    for col, justify in (("file", "left"), ("from", "left"), ("source MB", "right"), ("written MB", "right")):
-        table.add_column(col, justify=justify)
-    for rel, src, dst in written:
-        table.add_row(rel, str(src), f"{src.stat().st_size / 1e6:.2f}", f"{dst.stat().st_size / 1e6:.2f}")
-    table.caption = (f"{voice.size_bytes / 1e6:.2f} MB in all; {'float16' if fp16 else 'float32'} weights; "
-                     f"vocoder {voice.vocoder_label}; licence {voice.licence}")
-    console.print(table)
-    if not licence or licence == "NOASSERTION":
-        console.print("[yellow]warning:[/] no --licence given: voice.json says NOASSERTION", highlight=False)
-    return voice
-
-
-__all__ = ["Voice", "VoiceError", "list_voices", "get_voice", "load_voice", "default_voice", "default_voice_name",
-           "voice_of", "voices_dirs", "print_voices", "resolve_init_from", "resolve_checkpoint", "export_voice", "half_state",
-           "VOICES_DIRS", "VOICE_FORMAT_VERSION"]

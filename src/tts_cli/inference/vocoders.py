@@ -2,23 +2,8 @@
 
 `load_vocoder(spec, audio_cfg, device)` returns a callable `vocoder(mel [B, n_mels, T]) -> wav
 [B, N]` (float32, CPU or the device's tensor) with `.sample_rate`, `.hop_length` and `.audio`
-(the audio settings the vocoder expects). `spec` is `griffin-lim` (or None) or a checkpoint path:
-
-- ours: `tts_cli.checkpoints` format with `kind: "hifigan"`; `model` holds the generator
-  (keys as below, optionally prefixed `generator.`), `config` a HiFiGANConfig dict, `audio` the
-  audio settings it was trained with;
-- jik876/hifi-gan `g_XXXXXXXX`: `{"generator": state}`; keys are ours (flat resblocks
-  `resblocks.<stage * n_kernels + k>`). The architecture comes from `config.json` beside the
-  file (jik876's convention) when present, else from the weight shapes (+ the preset whose kernel
-  sizes match, for the dilations, which no weight reveals);
-- NVIDIA DeepLearningExamples `hifigan_gen_checkpoint_*.pt`: `{"generator", "config",
-  "train_setup", ...}` with nested resblocks. Mapping to ours:
-  `resblocks.<stage>.<k>.<rest>` -> `resblocks.<stage * n_kernels + k>.<rest>`, everything else
-  identical (`module.` prefixes dropped, 1-dim shape differences of weight_g reshaped). NVIDIA's
-  argparse default orders the resblock kernels [11, 7, 3] while jik876's V1 uses [3, 7, 11]: the
-  kernel size of slot k is read from the weights (`resblocks.0.k.convs1.0.weight_v`), never
-  assumed, and each kernel keeps its own dilations. The mean over the kernels does not depend on
-  their order, so both orders give the same audio.
+(the audio settings the vocoder expects). `spec` is `griffin-lim` (or None) or a HiFi-GAN checkpoint:
+ours, jik876's or NVIDIA's (`tts_cli.checkpoints.hifigan` reads them).
 
 Audio settings of the acoustic model and the vocoder must agree (sample rate, STFT, mel bins and
 range): `check_audio_match` refuses a mismatch with a message naming each differing setting.
@@ -43,21 +28,23 @@ overrides it).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-import re
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tts_cli.checkpoints.hifigan import load_hifigan
+from tts_cli.config import DEFAULT_AUDIO, audio_dict, check_audio_match
+from tts_cli.errors import VocoderError
+from tts_cli.inference.cpu import bf16_convs_faster, tune_malloc_for_inference
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from tts_cli.config import AudioConfig
-    from tts_cli.models.hifigan import HiFiGANConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +61,9 @@ ENV_DEFAULT_VOCODER = "TTS_DEFAULT_VOCODER"
 # into overlapping windows of the largest (see HiFiGANVocoder): at most 3 kernel shapes per process.
 # Measured (1 thread, 40 es_base sentences, CPU time): largest 256 ~ 192 ~ 384 within noise, 512 ~8 % slower
 WINDOW_FRAMES = (128, 192, 256)
-# Settings that change what a mel frame means; any difference makes the vocoder speak garbage.
-AUDIO_MATCH_KEYS = ("sample_rate", "hop_length", "n_fft", "win_length", "n_mels", "fmin", "fmax", "log_clamp")
-DEFAULT_AUDIO = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80,
-                 "fmin": 0.0, "fmax": 8000.0, "log_clamp": 1e-5}
-# jik876 config.json / NVIDIA train_setup names -> ours
-_AUDIO_ALIASES = {
-    "sampling_rate": "sample_rate", "sample_rate": "sample_rate",
-    "hop_size": "hop_length", "hop_length": "hop_length",
-    "win_size": "win_length", "win_length": "win_length",
-    "n_fft": "n_fft", "filter_length": "n_fft",
-    "num_mels": "n_mels", "n_mel_channels": "n_mels", "n_mels": "n_mels",
-    "fmin": "fmin", "mel_fmin": "fmin", "fmax": "fmax", "mel_fmax": "fmax",
-}
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # HiFi-GAN inference precision (Griffin-Lim runs in fp32)
-
-
-class VocoderError(ValueError):
-    """A vocoder that cannot be loaded or does not fit the acoustic model; str() says why."""
 
 
 # ----------------------------------------------------------------------------- Griffin-Lim
@@ -251,87 +221,6 @@ class GriffinLimVocoder(Vocoder):
         return f"griffin-lim ({self.n_iter} iterations, {self.device})"
 
 
-def cpu_has_native_bf16() -> bool:
-    """avx512_bf16 or AMX in /proc/cpuinfo (without them bf16 is emulated and always slower)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
-_BF16_FASTER: bool | None = None
-
-
-def bf16_convs_faster() -> bool:
-    """Does this CPU run HiFi-GAN-like channels-last convs faster in bf16 than in fp32?
-
-    The flag alone does not tell: on the AMD Zen 5 of the performance notes bf16 is ~2x faster,
-    on an Intel Xeon with avx512_bf16 but no AMX it measured ~2x *slower*. So measure once per
-    process (~20-40 ms): the best of 3 runs of one 128-channel k7 conv in each precision."""
-    global _BF16_FASTER
-    if _BF16_FASTER is not None:
-        return _BF16_FASTER
-    if not cpu_has_native_bf16():
-        _BF16_FASTER = False
-        return False
-    import time
-
-    import torch
-
-    conv = torch.nn.Conv2d(128, 128, (1, 7), padding=(0, 3)).to(memory_format=torch.channels_last)
-    x = torch.randn(1, 128, 1, 2048).contiguous(memory_format=torch.channels_last)
-    best = {}
-    with torch.inference_mode():
-        for dtype in (torch.float32, torch.bfloat16):
-            c, xi = conv.to(dtype), x.to(dtype)
-            c(xi)
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                c(xi)
-                times.append(time.perf_counter() - t0)
-            best[dtype] = min(times)
-    _BF16_FASTER = best[torch.bfloat16] < 0.8 * best[torch.float32]
-    return _BF16_FASTER
-
-
-_MALLOC_TUNED: bool | None = None
-
-
-def tune_malloc_for_inference() -> bool:
-    """Let glibc's malloc keep freed blocks of up to 32 MiB for reuse (once per process, Linux).
-
-    By default glibc serves blocks of a few MiB and more with fresh mmap()s and returns them to
-    the system when freed, so every new HiFi-GAN activation (up to 26 MiB for 9 s of audio)
-    page-faults in again: ~10^6 faults per synthesis, a large share of V3's time. Raising the mmap
-    and trim thresholds keeps that memory in the heap (tcmalloc/jemalloc preloads do the same;
-    the notes in ../shared/reference/cpu_performance_facts.md). The cost is that the process keeps
-    up to ~256 MiB of freed memory instead of handing it back. `TTS_NO_MALLOC_TUNING=1` skips it."""
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED is not None:
-        return _MALLOC_TUNED
-    _MALLOC_TUNED = False
-    import platform
-    import sys
-
-    if not sys.platform.startswith("linux") or os.environ.get("TTS_NO_MALLOC_TUNING") or \
-            platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        ok = (libc.mallopt(m_mmap_threshold, 32 * 2 ** 20) == 1  # glibc's maximum on 64-bit
-              and libc.mallopt(m_trim_threshold, 256 * 2 ** 20) == 1
-              and libc.mallopt(m_top_pad, 16 * 2 ** 20) == 1)
-    except (OSError, AttributeError):
-        return False
-    _MALLOC_TUNED = bool(ok)
-    return _MALLOC_TUNED
-
-
 class HiFiGANVocoder(Vocoder):
     """HiFi-GAN generator as a vocoder.
 
@@ -480,222 +369,8 @@ class HiFiGANVocoder(Vocoder):
 
 # ----------------------------------------------------------------------------- audio settings
 
-def audio_dict(audio: Any) -> dict:
-    """AudioConfig / dict / None -> a plain dict of the settings that matter (None -> defaults)."""
-    if audio is None:
-        return dict(DEFAULT_AUDIO)
-    if is_dataclass(audio):
-        audio = asdict(audio)
-    out = {}
-    for k, v in dict(audio).items():
-        key = _AUDIO_ALIASES.get(k, k)
-        if key in AUDIO_MATCH_KEYS and v is not None or key == "fmax":
-            out[key] = v
-    return out
-
-
-def audio_differences(a_audio: Any, b_audio: Any, a_name: str, b_name: str) -> list[str]:
-    """Every audio setting that differs between two sides, as `key: A (a_name) vs B (b_name)`
-    (only keys both sides know; fmax None = Nyquist)."""
-    a, b = audio_dict(a_audio), audio_dict(b_audio)
-
-    def norm(d: dict, k: str):
-        v = d.get(k)
-        if k == "fmax" and v is None and "sample_rate" in d:
-            v = d["sample_rate"] / 2  # None = Nyquist
-        return None if v is None else float(v)
-
-    diffs = []
-    for k in AUDIO_MATCH_KEYS:
-        if k not in a or k not in b:
-            continue
-        va, vb = norm(a, k), norm(b, k)
-        if va is None or vb is None:
-            continue
-        if abs(va - vb) > 1e-6 * max(1.0, abs(va)):
-            diffs.append(f"{k}: {a[k]} ({a_name}) vs {b[k]} ({b_name})")
-    return diffs
-
-
-def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "acoustic model",
-                      vocoder_name: str = "vocoder") -> None:
-    """Raise VocoderError listing every audio setting that differs (only keys both sides know)."""
-    diffs = audio_differences(model_audio, vocoder_audio, model_name, vocoder_name)
-    if diffs:
-        raise VocoderError(
-            f"the vocoder does not fit the acoustic model: {'; '.join(diffs)}. Use a vocoder trained with the "
-            "same audio settings (e.g. `tts train --model hifigan WORK --out RUN` on the same workspace), "
-            "or --vocoder griffin-lim")
-
 
 # ----------------------------------------------------------------------------- checkpoint formats
-
-_NESTED = re.compile(r"^resblocks\.(\d+)\.(\d+)\.(.+)$")
-_PREFIX = re.compile(r"^(?:module\.|_orig_mod\.)+")
-
-
-def nvidia_to_ours(state: dict) -> dict:
-    """NVIDIA's nested `resblocks.<stage>.<k>.*` -> our flat `resblocks.<stage * n_kernels + k>.*`."""
-    state = {_PREFIX.sub("", k): v for k, v in state.items()}
-    ks = {int(m.group(2)) for k in state if (m := _NESTED.match(k))}
-    if not ks:
-        return state
-    nk = max(ks) + 1
-    out = {}
-    for k, v in state.items():
-        m = _NESTED.match(k)
-        out[f"resblocks.{int(m.group(1)) * nk + int(m.group(2))}.{m.group(3)}" if m else k] = v
-    return out
-
-
-def ours_to_nvidia(state: dict, n_kernels: int) -> dict:
-    """Inverse of `nvidia_to_ours` (for exporting or for tests)."""
-    out = {}
-    for k, v in state.items():
-        m = re.match(r"^resblocks\.(\d+)\.(.+)$", k)
-        out[f"resblocks.{int(m.group(1)) // n_kernels}.{int(m.group(1)) % n_kernels}.{m.group(2)}" if m else k] = v
-    return out
-
-
-def _weight(state: dict, prefix: str):
-    return state.get(prefix + ".weight_v", state.get(prefix + ".weight"))
-
-
-def infer_generator_config(state: dict, hint: dict | None = None) -> "HiFiGANConfig":
-    """The architecture of a generator state dict (our flat layout).
-
-    Channels, kernel sizes and resblock type come from the weights; upsampling rates and dilations
-    (not visible in weights) from `hint` (a jik876/NVIDIA config) when its values fit, else from the
-    preset with the same resblock kernels, else the published rule rate = kernel / 2."""
-    from tts_cli.models.hifigan import PRESETS, HiFiGANConfig
-
-    hint = dict(hint or {})
-    pre = _weight(state, "conv_pre")
-    if pre is None:
-        raise VocoderError("not a HiFi-GAN generator (no conv_pre weights)")
-    ups = sorted({int(m.group(1)) for k in state if (m := re.match(r"^ups\.(\d+)\.", k))})
-    up_kernels = [int(_weight(state, f"ups.{i}").shape[-1]) for i in ups]
-    resblock = "1" if any(".convs1." in k for k in state) else "2"
-    conv = "convs1" if resblock == "1" else "convs"
-    n_res = len({int(m.group(1)) for k in state if (m := re.match(r"^resblocks\.(\d+)\.", k))})
-    if not ups or n_res % len(ups):
-        raise VocoderError(f"not a HiFi-GAN generator ({n_res} resblocks for {len(ups)} upsampling layers)")
-    nk = n_res // len(ups)
-    kernels = [int(_weight(state, f"resblocks.{j}.{conv}.0").shape[-1]) for j in range(nk)]
-    n_dil = len({int(m.group(1)) for k in state if (m := re.match(rf"^resblocks\.0\.{conv}\.(\d+)\.", k))})
-
-    dil_by_kernel: dict[int, list] = {}
-    hint_kernels = [int(k) for k in hint.get("resblock_kernel_sizes", [])]
-    if sorted(hint_kernels) == sorted(kernels) and hint.get("resblock_dilation_sizes"):
-        dil_by_kernel = {k: list(d) for k, d in zip(hint_kernels, hint["resblock_dilation_sizes"])}
-    else:
-        for p in PRESETS.values():
-            if p.resblock == resblock and sorted(p.resblock_kernel_sizes) == sorted(kernels):
-                dil_by_kernel = dict(zip(p.resblock_kernel_sizes, p.resblock_dilation_sizes))
-                break
-    if not dil_by_kernel or any(len(dil_by_kernel.get(k, [])) != n_dil for k in kernels):
-        raise VocoderError(f"cannot tell the resblock dilations of kernels {kernels} from the weights; "
-                           "put the model's config.json (jik876 format) beside the checkpoint")
-    rates = [int(r) for r in hint.get("upsample_rates", [])]
-    if len(rates) != len(up_kernels):
-        rates = [k // 2 for k in up_kernels]  # every published config uses kernel = 2 x rate
-    return HiFiGANConfig(
-        n_mels=int(pre.shape[1]), upsample_rates=rates, upsample_kernel_sizes=up_kernels,
-        upsample_initial_channel=int(pre.shape[0]), resblock=resblock, resblock_kernel_sizes=kernels,
-        resblock_dilation_sizes=[dil_by_kernel[k] for k in kernels],
-    )
-
-
-def build_generator(state: dict, config: "HiFiGANConfig"):
-    """A Generator with `state` (our flat layout, weight-norm or plain form) loaded."""
-    import torch
-
-    from tts_cli.models.hifigan import Generator
-
-    gen = Generator(config)
-    if not any(k.endswith("weight_v") for k in state):
-        gen.remove_weight_norm()
-    target = gen.state_dict()
-    fixed = {}
-    for k, v in state.items():
-        if k in target and tuple(v.shape) != tuple(target[k].shape) and v.numel() == target[k].numel():
-            v = v.reshape(target[k].shape)  # NVIDIA's loader tolerates 1-dim differences too
-        fixed[k] = v
-    missing = sorted(set(target) - set(fixed))
-    unexpected = sorted(set(fixed) - set(target))
-    if missing or unexpected:
-        raise VocoderError(f"generator weights do not fit the architecture: missing {missing[:4]}, "
-                           f"unexpected {unexpected[:4]}")
-    try:
-        gen.load_state_dict({k: v.to(torch.float32) for k, v in fixed.items()})
-    except RuntimeError as e:
-        raise VocoderError(f"generator weights do not fit the architecture: {str(e).splitlines()[0]}") from None
-    return gen
-
-
-def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
-    """(Generator with weight norm as stored, audio settings, audio_known, format name) from a file."""
-    import torch
-
-    from tts_cli.models.hifigan import HiFiGANConfig
-
-    path = Path(path)
-    if not path.is_file():
-        raise VocoderError(f"{path}: no such vocoder file (use a HiFi-GAN checkpoint or `griffin-lim`)")
-    from tts_cli.checkpoints import CheckpointError, safe_torch_load
-
-    try:
-        obj = safe_torch_load(path)
-    except CheckpointError as e:
-        raise VocoderError(f"{e} (--vocoder takes a HiFi-GAN checkpoint or `griffin-lim`)") from None
-    if not isinstance(obj, dict):
-        raise VocoderError(f"{path}: not a vocoder checkpoint (holds a {type(obj).__name__})")
-
-    if "format_version" in obj:  # ours: validated by the one checkpoint module
-        from tts_cli.checkpoints import checkpoint_from_dict
-
-        try:
-            ckpt = checkpoint_from_dict(obj, path)
-        except CheckpointError as e:
-            raise VocoderError(str(e)) from None
-        if ckpt["kind"] != "hifigan":
-            raise VocoderError(f"{path}: a {ckpt['kind']} checkpoint, not a vocoder; pass it as -m/--model")
-        state = {_PREFIX.sub("", k): v for k, v in ckpt["model"].items()}
-        if any(k.startswith("generator.") for k in state):
-            state = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
-        cfg = HiFiGANConfig.from_dict(ckpt["config"].get("generator", ckpt["config"]))
-        audio = audio_dict(ckpt.get("audio"))
-        return build_generator(state, cfg), audio, bool(ckpt.get("audio")), "tts-cli"
-
-    if isinstance(obj.get("generator"), dict):
-        state = obj["generator"]
-    elif isinstance(obj.get("gen_ema"), dict):
-        state = obj["gen_ema"]
-    elif any(_PREFIX.sub("", str(k)).startswith("conv_pre.") for k in obj):
-        state = obj
-    else:
-        raise VocoderError(f"{path}: not a HiFi-GAN checkpoint (top-level keys: {', '.join(map(str, list(obj)[:8]))}); "
-                           "expected ours, jik876's {'generator': ...} or NVIDIA's hifigan_gen_checkpoint")
-    nested = any(_NESTED.match(_PREFIX.sub("", str(k))) for k in state)
-    state = nvidia_to_ours({str(k): v for k, v in state.items() if torch.is_tensor(v)})
-    hint, audio_src = {}, {}
-    side = path.parent / "config.json"  # jik876 keeps the run's config beside the checkpoints
-    if isinstance(obj.get("config"), dict):
-        hint = dict(obj["config"])
-    elif side.is_file():
-        try:
-            hint = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            log.warning("%s: unreadable (%s); architecture inferred from the weights", side, e)
-    for src in (hint, obj.get("train_setup") if isinstance(obj.get("train_setup"), dict) else {}):
-        audio_src.update({k: v for k, v in src.items() if k in _AUDIO_ALIASES})
-    cfg = infer_generator_config(state, hint)
-    audio = {**DEFAULT_AUDIO, **audio_dict(audio_src)} if audio_src else dict(DEFAULT_AUDIO)
-    if not audio_src:
-        audio["hop_length"] = cfg.hop_length
-        audio["n_mels"] = cfg.n_mels
-    fmt = "nvidia" if nested or "train_setup" in obj else "jik876"
-    return build_generator(state, cfg), audio, bool(audio_src), fmt
 
 
 def load_vocoder(spec: str | os.PathLike | None, audio_cfg: Any = None, device: str = "cpu",
@@ -754,12 +429,3 @@ def load_default_vocoder(audio_cfg: Any = None, device: str = "cpu", precision: 
         voc = load_vocoder("griffin-lim", audio_cfg, device=device)
     voc.is_default = True
     return voc
-
-
-__all__ = [
-    "load_default_vocoder", "griffin_lim", "mel_to_linear", "load_vocoder", "Vocoder", "GriffinLimVocoder",
-    "HiFiGANVocoder", "VocoderError", "check_audio_match", "audio_differences", "audio_dict", "load_hifigan", "build_generator",
-    "infer_generator_config", "nvidia_to_ours", "ours_to_nvidia", "cpu_has_native_bf16", "bf16_convs_faster",
-    "tune_malloc_for_inference", "universal_vocoder_path", "is_universal", "is_griffin_lim", "default_vocoder_name",
-    "AUDIO_MATCH_KEYS", "UNIVERSAL_NAMES", "DEFAULT_VOCODER",
-]

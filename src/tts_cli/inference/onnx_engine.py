@@ -1,12 +1,12 @@
 """`tts synthesize --engine onnx`: an exported voice (`tts export --format onnx`) run by onnxruntime.
 
 The text front end, sentence chunking, speaker and pitch controls, pauses and output writing are
-the torch Synthesizer's own (`tts_cli.synthesis.Synthesizer(..., engine="onnx")`): this module
+the torch Synthesizer's own (`tts_cli.inference.synthesizer.Synthesizer(..., engine="onnx")`): this module
 only stands in for its two networks, with the same call shapes:
 
 - `OnnxFastPitch.infer(symbols [B, N], lens [B], ...)` -> the dict FastPitch.infer returns,
   running fastpitch.onnx one row at a time (the graph has batch size 1; rows are padded back);
-- `OnnxHiFiGAN(mel [B, n_mels, T]) -> wav [B, T * hop]`, a `tts_cli.vocoders.Vocoder`.
+- `OnnxHiFiGAN(mel [B, n_mels, T]) -> wav [B, T * hop]`, a `tts_cli.inference.vocoders.Vocoder`.
 
 Torch tensors stay the glue between the pieces (torch is a core dependency); the compute runs in
 onnxruntime with as many intra-op threads as torch was given.
@@ -21,11 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from tts_cli.onnx_export import FASTPITCH_FILE, HIFIGAN_FILE, METADATA_KEY
-from tts_cli.vocoders import Vocoder
-
-
-class OnnxError(ValueError):
-    """An ONNX voice folder that cannot be used; str() says why."""
+from tts_cli.inference.vocoders import Vocoder
+from tts_cli.errors import OnnxError
 
 
 def _session(path: Path):
@@ -76,7 +73,7 @@ class OnnxFastPitch:
         mul = float(getattr(pitch_transform, "mul", 1.0))
         add = float(getattr(pitch_transform, "add", 0.0))
         if pitch_transform is not None and not hasattr(pitch_transform, "mul"):
-            raise OnnxError("the ONNX engine takes pitch controls as tts_cli.synthesis.PitchControl")
+            raise OnnxError("the ONNX engine takes pitch controls as tts_cli.inference.controls.PitchControl")
         spk = int(speakers) if speakers is not None else 0
         f32 = lambda v: np.array([v], np.float32)  # noqa: E731
         rows = []
@@ -136,6 +133,3 @@ def load_onnx(model: str | os.PathLike) -> tuple[dict, OnnxFastPitch, OnnxHiFiGA
             "pitch_stats": meta.get("pitch_stats") or {}, "step": meta.get("step"), "onnx": meta}
     vocoder = OnnxHiFiGAN(voc_path, {**ckpt["audio"]}) if voc_path.is_file() else None
     return ckpt, OnnxFastPitch(fp_path, meta, session), vocoder
-
-
-__all__ = ["OnnxFastPitch", "OnnxHiFiGAN", "OnnxError", "load_onnx", "onnx_files"]

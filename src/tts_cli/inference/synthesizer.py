@@ -35,259 +35,28 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tts_cli.errors import SynthesisError
+from tts_cli.inference.controls import UNMATCHED_CONTRAST, PitchControl, check_controls, mel_contrast
+from tts_cli.inference.cpu import resolve_device
+from tts_cli.inference.resolve import find_vocoder_beside
+from tts_cli.text.chunking import MAX_CHUNK_CHARS, Chunk, pause_samples, split_text
+
 log = logging.getLogger(__name__)
 
-SENTENCE_PAUSE_S = 0.25
-CLAUSE_PAUSE_S = 0.1
-MAX_CHUNK_CHARS = 200
 FADE_S = 0.005  # fade at chunk edges: no click where chunks meet the pauses
-
-
-class SynthesisError(ValueError):
-    """Bad input or model for synthesis; str() says what to do."""
 
 
 class SynthesisWarning(UserWarning):
     """Something the user should know (dropped symbols, espeak-ng version drift)."""
 
 
-# ----------------------------------------------------------------------------- model resolution
-
-def _newest(paths: Sequence[Path]) -> Path | None:
-    existing = [p for p in paths if p.is_file()]
-    return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
-
-
-def find_bundled_voice() -> Path | None:
-    """The default bundled voice's FastPitch file (`tts_cli.voices.default_voice`), if any."""
-    from tts_cli.voices import VoiceError, default_voice
-
-    try:
-        voice = default_voice()
-    except VoiceError as e:
-        raise SynthesisError(str(e)) from None
-    return voice.acoustic_path if voice is not None else None
-
-
-def resolve_model(model: str | os.PathLike | None = None, run: str | os.PathLike | None = None,
-                  voice: str | None = None) -> Path:
-    """`-m` path > newest RUN/checkpoints/best.pt or last.pt of `--run` > `--voice NAME` > the
-    default bundled voice > error. `--voice` excludes -m and --run."""
-    if voice is not None:
-        if model is not None or run is not None:
-            raise SynthesisError("--voice and -m/--run exclude each other: give a bundled voice or a checkpoint")
-        from tts_cli.voices import VoiceError, get_voice
-
-        try:
-            return get_voice(voice).acoustic_path
-        except VoiceError as e:
-            raise SynthesisError(str(e)) from None
-    if model is not None:
-        p = Path(model)
-        if p.is_dir():  # a run folder given as -m: same rule as --run
-            run, model = p, None
-        elif not p.is_file():
-            raise SynthesisError(f"{p}: no such model checkpoint")
-        else:
-            return p
-    if run is not None:
-        r = Path(run)
-        found = _newest([r / "checkpoints" / "best.pt", r / "checkpoints" / "last.pt", r / "best.pt", r / "last.pt"])
-        if found is None:
-            raise SynthesisError(f"{r}: no checkpoints/best.pt or checkpoints/last.pt; is it a `tts train --out` folder "
-                                 "and has the run saved a checkpoint yet?")
-        return found
-    bundled = find_bundled_voice()
-    if bundled is not None:
-        return bundled
-    raise SynthesisError(
-        "no voice given and none is bundled (see `tts voices`). Pass -m CKPT (a FastPitch checkpoint) or --run RUN "
-        "(a `tts train` folder), or make one: tts preprocess DATA --out WORK && tts align WORK && "
-        "tts extract-pitch WORK && tts train WORK --out RUN --config tiny")
-
-
-def find_vocoder_beside(model_path: str | os.PathLike | None) -> Path | None:
-    """The vocoder that goes with a model file: a bundled voice's own (None when it has no
-    HiFi-GAN), else `vocoder.pt` / `hifigan.pt` next to the file; None = the default vocoder."""
-    if model_path is None:
-        return None
-    from tts_cli.voices import voice_of
-
-    voice = voice_of(model_path)
-    if voice is not None:
-        return voice.vocoder_path
-    folder = Path(model_path).parent
-    for name in ("vocoder.pt", "hifigan.pt"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
 # ----------------------------------------------------------------------------- text splitting
-
-@dataclass
-class Chunk:
-    """One FastPitch input: text and inline-phoneme pieces, and the pause that follows it."""
-
-    segments: list[tuple[str, str]]  # (kind "text" | "phonemes", content)
-    pause_s: float = SENTENCE_PAUSE_S
-
-    @property
-    def text(self) -> str:
-        return " ".join(f"[[{c}]]" if k == "phonemes" else c for k, c in self.segments)
-
-
-_PHONEME_BLOCK = re.compile(r"\[\[(.*?)\]\]", re.S)
-# Titles that end in a period but never end a sentence.
-_NO_SPLIT_ABBR = {"sr", "sra", "srta", "dr", "dra", "d", "dña", "ud", "uds", "prof", "lic", "ing", "av", "avda",
-                  "núm", "pág", "mr", "mrs", "ms", "st", "vs", "etc."}
-_SENTENCE_END = re.compile(r"([.!?…]+[\"'»)\]]*)(\s+)")
-_CLAUSE_END = re.compile(r"([,;:—]+)(\s+)")
-
-
-def pause_samples(chunk: Chunk, speed: float, sample_rate: int) -> int:
-    """Silence after a chunk, in samples: pauses follow the speed."""
-    return int(round(chunk.pause_s / float(speed) * sample_rate))
-
-
-def _placeholder(i: int) -> str:
-    return f"\uE000{i}\uE001"  # private-use characters: cannot occur in real text
-
-
-def _sentences(text: str) -> list[str]:
-    out, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        before = text[start:m.start()].split()
-        last = before[-1].lower().strip("¿¡\"'«(") if before else ""
-        if m.group(1) == "." and (last in _NO_SPLIT_ABBR or (len(last) == 1 and last.isalpha())):
-            continue
-        out.append(text[start:m.end(1)].strip())
-        start = m.end()
-    out.append(text[start:].strip())
-    return [s for s in out if s]
-
-
-def _split_long(sentence: str, max_chars: int) -> list[str]:
-    """Clause punctuation first (merging short clauses back together), then spaces."""
-    if len(sentence) <= max_chars:
-        return [sentence]
-    pieces, start = [], 0
-    for m in _CLAUSE_END.finditer(sentence):
-        pieces.append(sentence[start:m.end(1)].strip())
-        start = m.end()
-    pieces.append(sentence[start:].strip())
-    merged: list[str] = []
-    for p in filter(None, pieces):
-        if merged and len(merged[-1]) + 1 + len(p) <= max_chars:
-            merged[-1] += " " + p
-        else:
-            merged.append(p)
-    out = []
-    for p in merged:
-        while len(p) > max_chars:
-            cut = p.rfind(" ", 0, max_chars)
-            cut = cut if cut > 0 else max_chars
-            out.append(p[:cut].strip())
-            p = p[cut:].strip()
-        if p:
-            out.append(p)
-    return out
-
-
-def split_text(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
-    """Sentences (then clauses) of `text`, inline `[[phonemes]]` kept whole, with their pauses."""
-    blocks: list[str] = []
-
-    def hide(m: re.Match) -> str:
-        blocks.append(m.group(1).strip())
-        return " " + _placeholder(len(blocks) - 1) + " "
-
-    hidden = _PHONEME_BLOCK.sub(hide, text.replace("\r", " "))
-    chunks: list[Chunk] = []
-    for paragraph in re.split(r"\n\s*\n|\n", hidden):
-        for sentence in _sentences(re.sub(r"\s+", " ", paragraph).strip()):
-            parts = _split_long(sentence, max_chars)
-            for i, part in enumerate(parts):
-                pause = SENTENCE_PAUSE_S if i == len(parts) - 1 else CLAUSE_PAUSE_S
-                chunks.append(Chunk(_segments(part, blocks), pause))
-    return [c for c in chunks if c.segments]
-
-
-def _segments(part: str, blocks: list[str]) -> list[tuple[str, str]]:
-    segs = []
-    for piece in re.split(r"(\uE000\d+\uE001)", part):
-        m = re.fullmatch(r"\uE000(\d+)\uE001", piece)
-        if m:
-            if blocks[int(m.group(1))]:
-                segs.append(("phonemes", blocks[int(m.group(1))]))
-        elif piece.strip():
-            segs.append(("text", piece.strip()))
-    return segs
 
 
 # ----------------------------------------------------------------------------- mel contrast
 
-# Default contrast for the unmatched universal HiFi-GAN (see `mel_contrast`); chosen on held-out
-# sentences 41-100 of data/teacher_test_es.txt, measured on sentences 1-40 (README "Vocoders").
-UNMATCHED_CONTRAST = 1.1
-
-
-def mel_contrast(mel, factor: float, floor: float, margin: float = 3.0):
-    """Spread each mel bin around its mean over the speech frames by `factor` (> 1 sharper).
-
-    FastPitch's L1/L2-trained mels are smoother than real ones (their variance over time is too
-    small, the statistical-parametric "over-smoothing"); a vocoder trained on real mels, like the
-    universal HiFi-GAN, then sounds muffled and buzzy. Scaling the deviations back up (a global
-    variance compensation) is the classic inference-time fix; fine-tuning the vocoder on GTA mels
-    is the thorough one. Speech frames are those whose loudest bin exceeds the log floor by
-    `margin` nats; silence is left alone and nothing goes below the floor. Works on numpy or
-    torch [n_mels, T]."""
-    peak = mel.max(0)
-    peak = peak.values if hasattr(peak, "values") else peak
-    speech = peak > floor + margin
-    if not bool(speech.any()):
-        return mel
-    out = mel.clone() if hasattr(mel, "clone") else mel.copy()
-    sel = mel[:, speech]
-    mu = sel.mean(1, keepdims=True) if not hasattr(sel, "clone") else sel.mean(1, keepdim=True)
-    scaled = mu + float(factor) * (sel - mu)
-    out[:, speech] = scaled.clamp(min=floor) if hasattr(scaled, "clamp") else np.maximum(scaled, floor)
-    return out
-
 
 # ----------------------------------------------------------------------------- CPU threads
-
-def _cpu_busy_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs from /proc/stat, None where there is no such file."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            parts = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
-    return sum(parts) - idle, sum(parts)
-
-
-def auto_threads(sample_s: float = 0.1, cores: int | None = None, reader=_cpu_busy_jiffies) -> tuple[int, float]:
-    """(torch threads, cores busy with other processes): the cores left idle over `sample_s`, at least 1.
-
-    On a shared CPU a thread per core is the worst choice: each parallel region of torch waits for
-    its slowest thread, and one that shares its core with another busy process makes all of them
-    wait (measured: `tts synthesize -i` of 40 sentences beside a training job took 0.66 s of wall
-    time per audio second with 2 threads on 2 cores, 0.21 with 1). Reading /proc/stat twice costs
-    `sample_s`; without it (not Linux) every core is used."""
-    import time as _time
-
-    cores = cores or os.cpu_count() or 1
-    a = reader()
-    if a is None or cores <= 1:
-        return cores, 0.0
-    _time.sleep(sample_s)
-    b = reader()
-    if b is None or b[1] <= a[1]:
-        return cores, 0.0
-    busy = cores * (b[0] - a[0]) / (b[1] - a[1])  # this process sleeps meanwhile: all of it is others'
-    return max(1, min(cores, int(cores - busy + 0.5))), busy
 
 
 # ----------------------------------------------------------------------------- results
@@ -311,51 +80,7 @@ class Result:
 
 # ----------------------------------------------------------------------------- the synthesizer
 
-ENGINES = ("torch", "onnx")  # onnx: an export of `tts export --format onnx` (tts_cli.onnx_engine)
-
-
-@dataclass(frozen=True)
-class PitchControl:
-    """z -> z * mul + add on FastPitch's normalised per-symbol pitch: a `pitch_transform` for
-    FastPitch.infer, and two plain numbers for the ONNX graph, which cannot take a callable."""
-
-    mul: float = 1.0
-    add: float = 0.0
-
-    def __call__(self, z, mask):
-        return z * self.mul + self.add
-
-
-SPEED_RANGE = (0.25, 4.0)  # beyond it durations collapse to nothing or stretch into noise
-PITCH_SHIFT_RANGE = (-24.0, 24.0)  # semitones
-
-
-def check_controls(speed: float = 1.0, pitch_shift: float = 0.0, pitch_scale: float = 1.0,
-                   energy_scale: float = 1.0) -> None:
-    """SynthesisError naming the option for a control outside its sane range (checked once, before speaking)."""
-    from tts_cli.config import check_number
-
-    try:
-        check_number("--speed", speed, low=SPEED_RANGE[0], high=SPEED_RANGE[1])
-        check_number("--pitch-shift", pitch_shift, low=PITCH_SHIFT_RANGE[0], high=PITCH_SHIFT_RANGE[1])
-        check_number("--pitch-scale", pitch_scale, low=0, high=10)
-        check_number("--energy-scale", energy_scale, low=0, high=10)
-    except ValueError as e:
-        raise SynthesisError(str(e)) from None
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    from tts_cli.config import check_device
-
-    try:
-        check_device(device)
-    except ValueError as e:
-        raise SynthesisError(str(e)) from None
-    return str(device)
+ENGINES = ("torch", "onnx")  # onnx: an export of `tts export --format onnx` (tts_cli.inference.onnx_engine)
 
 
 class Synthesizer:
@@ -364,7 +89,7 @@ class Synthesizer:
     model: a checkpoint path or an already loaded checkpoint dict (ours or NVIDIA's FastPitch).
     vocoder: None (a bundled voice's own vocoder, else one beside the model file, else the default:
     the universal HiFi-GAN V1), `griffin-lim`, `universal`, a HiFi-GAN checkpoint path, or a ready
-    `tts_cli.vocoders.Vocoder`.
+    `tts_cli.inference.vocoders.Vocoder`.
     """
 
     def __init__(self, model: str | os.PathLike | dict, vocoder: Any = None, device: str | None = "cpu",
@@ -372,10 +97,12 @@ class Synthesizer:
                  contrast: float | None = None, engine: str = "torch"):
         import torch
 
-        from tts_cli import checkpoints
+        from tts_cli.checkpoints.format import require_kind
+        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+        from tts_cli.errors import CheckpointError
         from tts_cli.text.symbols import SymbolTable
 
-        from tts_cli.vocoders import PRECISIONS
+        from tts_cli.inference.vocoders import PRECISIONS
 
         if precision not in PRECISIONS:
             raise SynthesisError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
@@ -386,8 +113,9 @@ class Synthesizer:
         self.engine = engine
         self.model_path = None if isinstance(model, dict) else Path(model)
         onnx_vocoder = None
-        if engine == "onnx":  # `tts export --format onnx` files run by onnxruntime (tts_cli.onnx_engine)
-            from tts_cli.onnx_engine import OnnxError, load_onnx
+        if engine == "onnx":  # `tts export --format onnx` files run by onnxruntime (tts_cli.inference.onnx_engine)
+            from tts_cli.errors import OnnxError
+            from tts_cli.inference.onnx_engine import load_onnx
 
             if device not in (None, "auto", "cpu"):
                 raise SynthesisError("--engine onnx runs on the CPU: drop --device or use --engine torch")
@@ -401,11 +129,11 @@ class Synthesizer:
         else:
             self.device = resolve_device(device)
             try:
-                ckpt = model if isinstance(model, dict) else checkpoints.load_checkpoint(model)
-                checkpoints.require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
-            except checkpoints.CheckpointError as e:
+                ckpt = model if isinstance(model, dict) else load_checkpoint(model)
+                require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
+            except CheckpointError as e:
                 raise SynthesisError(str(e)) from None
-            self.model = checkpoints.build_fastpitch(ckpt, aligner=False).eval().to(self.device)
+            self.model = build_fastpitch(ckpt, aligner=False).eval().to(self.device)
             for p in self.model.parameters():
                 p.requires_grad_(False)
         self.ckpt = ckpt
@@ -427,10 +155,10 @@ class Synthesizer:
         self.max_chunk_chars, self.batch_size = max_chunk_chars, batch_size
         self._espeak_checked = False
 
-        from tts_cli.vocoders import Vocoder, load_vocoder
+        from tts_cli.inference.vocoders import Vocoder, load_vocoder
 
         if isinstance(vocoder, Vocoder):
-            from tts_cli.vocoders import check_audio_match
+            from tts_cli.config import check_audio_match
 
             check_audio_match(self.audio, vocoder.audio)
             self.vocoder = vocoder
@@ -438,8 +166,8 @@ class Synthesizer:
             self.vocoder = onnx_vocoder
         else:
             spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
-            if spec is None:  # no HiFi-GAN of its own: the universal V1 (tts_cli.vocoders.load_default_vocoder)
-                from tts_cli.vocoders import load_default_vocoder
+            if spec is None:  # no HiFi-GAN of its own: the universal V1 (tts_cli.inference.vocoders.load_default_vocoder)
+                from tts_cli.inference.vocoders import load_default_vocoder
 
                 self.vocoder = load_default_vocoder(self.audio, device=self.device, precision=precision)
             else:
@@ -454,7 +182,7 @@ class Synthesizer:
         self.mel_contrast = float(contrast)
         self._torch = torch
         if torch.device(self.device).type == "cpu":
-            from tts_cli.vocoders import tune_malloc_for_inference
+            from tts_cli.inference.cpu import tune_malloc_for_inference
 
             tune_malloc_for_inference()  # FastPitch's decoder activations page-fault too
 
@@ -501,7 +229,7 @@ class Synthesizer:
         if self._espeak_checked:
             return
         self._espeak_checked = True
-        from tts_cli.checkpoints import espeak_version_warning
+        from tts_cli.text.frontend import espeak_version_warning
         from tts_cli.text import espeak_info
 
         try:
@@ -731,7 +459,7 @@ _SILENT = _silent_symbols()  # a chunk of only these has nothing to say
 
 
 def _default_audio() -> dict:
-    from tts_cli.vocoders import DEFAULT_AUDIO
+    from tts_cli.config import DEFAULT_AUDIO
 
     return dict(DEFAULT_AUDIO)
 
@@ -759,9 +487,3 @@ def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[t
         seen.add(uid)
         out.append((uid, text, n) if with_lines else (uid, text))
     return out
-
-
-__all__ = ["Synthesizer", "Result", "resolve_model", "split_text", "Chunk", "pause_samples", "SynthesisError", "SynthesisWarning",
-           "read_input_file", "find_bundled_voice", "find_vocoder_beside", "resolve_device", "auto_threads",
-           "mel_contrast", "UNMATCHED_CONTRAST", "PitchControl", "ENGINES",
-           "SENTENCE_PAUSE_S", "CLAUSE_PAUSE_S"]
