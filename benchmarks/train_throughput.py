@@ -28,7 +28,8 @@ import torch  # noqa: E402
 
 from tts_cli.models.fastpitch import FastPitch, FastPitchConfig  # noqa: E402
 from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings  # noqa: E402
-from tts_cli.training.loop import Trainer, TrainSettings  # noqa: E402
+from tts_cli.training.loop import Trainer
+from tts_cli.training.settings import TrainSettings
 
 
 def synthetic_batches(n: int, B: int, T: int, N: int, n_symbols: int, seed: int = 0) -> list[dict]:

@@ -264,7 +264,8 @@ def test_gta_mels_have_the_target_length_and_train_a_vocoder(tmp_path):
     import numpy as np
 
     from tts_cli.stages.train import train
-    from tts_cli.stages.train_hifigan import train_hifigan, write_gta_mels
+    from tts_cli.stages.train_hifigan import train_hifigan
+    from tts_cli.training.gta import write_gta_mels
 
     work = _workspace_with_audio(tmp_path / "work")
     micro = {"preset": "tiny", "d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_ff": 32,

@@ -12,9 +12,9 @@ RECIPE = RECIPES_DIR / "hifigan_v3.yaml"
 
 def test_the_recipe_resolves_by_name_and_every_train_key_is_read():
     from tts_cli.models.hifigan import PRESETS, HiFiGANConfig
-    from tts_cli.stages.train_hifigan import resolve_config, train_section
+    from tts_cli.training.hifigan_job import resolve_config, train_section
     from tts_cli.training.hifigan_task import HiFiGANTaskSettings
-    from tts_cli.training.loop import TrainSettings
+    from tts_cli.training.settings import TrainSettings
 
     cfg = resolve_config("hifigan_v3")
     assert cfg == yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
@@ -30,7 +30,7 @@ def test_the_recipe_resolves_by_name_and_every_train_key_is_read():
 
 
 def test_a_train_key_nothing_reads_is_refused():
-    from tts_cli.stages.train_hifigan import train_section
+    from tts_cli.training.hifigan_job import train_section
     from tts_cli.errors import TrainConfigError
 
     with pytest.raises(TrainConfigError, match="unknown train setting.*segment_sise"):
@@ -69,7 +69,7 @@ def test_cli_train_hifigan_config_hifigan_v3_uses_the_recipe(tmp_path, monkeypat
 
 @pytest.mark.parametrize("config", ["hifigan_v3", "v3"])
 def test_a_vocoder_config_without_model_hifigan_says_what_to_add(config):
-    from tts_cli.stages.train import resolve_config
+    from tts_cli.training.fastpitch_job import resolve_config
     from tts_cli.errors import TrainConfigError
 
     with pytest.raises(TrainConfigError, match="--model hifigan"):

@@ -18,7 +18,8 @@ from helpers_workspace import make_workspace  # noqa: E402
 
 from tts_cli.text.chunking import CLAUSE_PAUSE_S, SENTENCE_PAUSE_S, split_text
 from tts_cli.errors import SynthesisError
-from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer, read_input_file
+from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer
+from tts_cli.text.input_file import read_input_file
 from tts_cli.inference.resolve import resolve_model
 
 MICRO = {"preset": "tiny", "d_model": 48, "encoder_layers": 1, "decoder_layers": 1, "encoder_ff": 96,

@@ -209,7 +209,7 @@ def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
     import importlib.util
 
     from tts_cli.asr import resolve_asr_name
-    from tts_cli.stages.train import _resolve_auto_eval
+    from tts_cli.training.fastpitch_job import _resolve_auto_eval
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faster_whisper" else real(name, *a))
@@ -231,7 +231,7 @@ def test_eval_vocoder_is_what_the_cer_listens_through(work, tmp_path, monkeypatc
     from rich.console import Console
 
     import tts_cli.asr as asr_module
-    from tts_cli.stages.train import TrainConfigError
+    from tts_cli.errors import TrainConfigError
     from tts_cli.inference.vocoders import HiFiGANVocoder
 
     heard = []

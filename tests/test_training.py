@@ -214,7 +214,7 @@ def test_training_learns_and_writes_run_folder(work, tmp_path):
     assert float(model.pitch_mean) == pytest.approx(ck["pitch_stats"]["corpus"]["mean"])
 
     # a second start into the same folder without --resume is refused
-    from tts_cli.stages.train import TrainConfigError
+    from tts_cli.errors import TrainConfigError
 
     with pytest.raises(TrainConfigError, match="--resume"):
         run_train(work, tmp_path / "run", cfg(30))
@@ -405,9 +405,9 @@ def test_griffin_lim_reconstructs_a_tone():
 @pytest.mark.parametrize("name", ["demo_es", "base", "finetune_es"])
 def test_recipes_resolve(name):
     from tts_cli.models.fastpitch import FastPitchConfig
-    from tts_cli.stages.train import _resolve_auto_eval, resolve_config
+    from tts_cli.training.fastpitch_job import _resolve_auto_eval, resolve_config
     from tts_cli.training.fastpitch_task import FastPitchTaskSettings
-    from tts_cli.training.loop import TrainSettings
+    from tts_cli.training.settings import TrainSettings
 
     c = resolve_config(name)
     train = dict(c["train"])

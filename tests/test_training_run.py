@@ -4,7 +4,8 @@ import torch
 
 from tts_cli.checkpoints.format import save_checkpoint
 from tts_cli.errors import TrainConfigError
-from tts_cli.training.run import open_run, print_summary, train_settings
+from tts_cli.training.run import open_run, train_settings
+from tts_cli.training.skeleton import print_summary
 
 
 def resolve(cfg):

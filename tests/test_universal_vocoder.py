@@ -172,7 +172,7 @@ def test_a_window_within_the_receptive_field_is_refused():
 
 
 def test_train_init_from_universal_resolves_the_installed_file(small_universal, tmp_path):
-    from tts_cli.stages.train_hifigan import _init_from
+    from tts_cli.training.hifigan_job import init_vocoder_from as _init_from
 
     gen, disc = _init_from(Generator(HiFiGANConfig.from_dict({"preset": "v1"})), small_universal,
                            dict(DEFAULT_AUDIO), 1.0, None)

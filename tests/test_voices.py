@@ -228,7 +228,8 @@ def test_export_voice_cli(run_dir, vocoder_ckpt, voices_root, tmp_path):  # noqa
 
 
 def test_init_from_bundled(voices_root, use_voices, tmp_path):
-    from tts_cli.stages.train import TrainConfigError, train
+    from tts_cli.errors import TrainConfigError
+    from tts_cli.stages.train import train
 
     use_voices(voices_root)
     voice = voices.get_voice(NAME)
@@ -241,7 +242,7 @@ def test_init_from_bundled(voices_root, use_voices, tmp_path):
 
     # a vocoder fine-tune starts from the voice's float16, weight-norm-free generator
     from tts_cli.models.hifigan import Generator, HiFiGANConfig
-    from tts_cli.stages.train_hifigan import _init_from as init_vocoder
+    from tts_cli.training.hifigan_job import init_vocoder_from as init_vocoder
     from tts_cli.config import DEFAULT_AUDIO
 
     gen, _ = init_vocoder(Generator(HiFiGANConfig.from_dict({"preset": "v3"})),

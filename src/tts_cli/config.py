@@ -1,13 +1,18 @@
-"""Settings: dataclass defaults (matching NVIDIA's FastPitch reference), YAML recipes, CLI overrides.
+"""Settings: typed sections (defaults matching NVIDIA's FastPitch reference), YAML recipes, CLI overrides.
 
-A recipe is a YAML file with top-level sections (`audio`, `text`, `data`, `align`, `pitch`, ...).
-Sections a stage does not know are kept untouched, so one recipe can drive every stage.
-The resolved settings are saved beside every artifact they produced (e.g. WORK/config.yaml).
+A recipe is a YAML file with top-level sections (`audio`, `text`, `data`, `align`, `pitch`,
+`model`, `train`). Each section is a `Settings` dataclass that refuses keys it does not know
+(a typo must not silently train the wrong model): AudioConfig, TextConfig, DataConfig here,
+AlignConfig (tts_cli.stages.align_settings), PitchSettings (tts_cli.stages.pitch),
+FastPitchConfig / HiFiGANConfig (tts_cli.models), TrainSettings (tts_cli.training.settings).
+Sections a stage does not read are kept untouched, so one recipe can drive every stage. The
+resolved settings are saved beside every artifact they produced (e.g. WORK/config.yaml).
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import ClassVar
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +22,34 @@ from tts_cli.resources import RECIPES, resource_dir
 RECIPES_DIR = resource_dir(RECIPES)  # tts_cli/resources/recipes, inside the package
 
 
+def check_known_keys(section: str, given, cls) -> None:
+    """ConfigError naming every key of `given` that the dataclass `cls` has no field for."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(given) - known
+    if unknown:
+        raise ConfigError(f"unknown {section} setting(s): {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
 @dataclass
-class AudioConfig:
+class Settings:
+    """Base of every settings section: strict `from_dict`, plain `to_dict`."""
+
+    SECTION: ClassVar[str] = ""  # the recipe section, for messages
+
+    @classmethod
+    def from_dict(cls, d: dict | None = None):
+        d = dict(d or {})
+        check_known_keys(cls.SECTION, d, cls)
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AudioConfig(Settings):
+    SECTION: ClassVar[str] = "audio"
     sample_rate: int = 22050
     n_fft: int = 1024
     hop_length: int = 256
@@ -102,7 +133,8 @@ def check_audio_match(model_audio: Any, vocoder_audio: Any, model_name: str = "a
 
 
 @dataclass
-class TextConfig:
+class TextConfig(Settings):
+    SECTION: ClassVar[str] = "text"
     language: str = "es"
     text_type: str = "text"  # text (normalise + espeak-ng) | characters | phonemes (pre-phonemised input)
     normalize: bool = True
@@ -110,7 +142,8 @@ class TextConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Settings):
+    SECTION: ClassVar[str] = "data"
     format: str = "auto"  # auto | ljspeech | css10 | folder | manifest
     val_fraction: float = 0.02
     max_val: int = 100
@@ -170,10 +203,7 @@ def _drop_none(d: dict) -> dict:
 
 def _check_known_keys(cfg: dict) -> None:
     for name, cls in SECTIONS.items():
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg.get(name, {})) - known
-        if unknown:
-            raise ConfigError(f"unknown {name} setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        check_known_keys(name, cfg.get(name, {}), cls)
 
 
 def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
@@ -226,15 +256,15 @@ def check_device(device: str | None, option: str = "--device") -> None:
 
 
 def audio_config(cfg: dict) -> AudioConfig:
-    return AudioConfig(**cfg.get("audio", {}))
+    return AudioConfig.from_dict(cfg.get("audio"))
 
 
 def text_config(cfg: dict) -> TextConfig:
-    return TextConfig(**cfg.get("text", {}))
+    return TextConfig.from_dict(cfg.get("text"))
 
 
 def data_config(cfg: dict) -> DataConfig:
-    return DataConfig(**cfg.get("data", {}))
+    return DataConfig.from_dict(cfg.get("data"))
 
 
 def dump_yaml(cfg: dict) -> str:
@@ -246,6 +276,6 @@ def dump_yaml(cfg: dict) -> str:
 __all__ = [
     "AudioConfig", "TextConfig", "DataConfig", "load_config", "find_recipe", "deep_merge",
     "audio_config", "text_config", "data_config", "dump_yaml", "defaults", "check_number", "check_choice",
-    "check_device", "AUDIO_MATCH_KEYS", "DEFAULT_AUDIO", "AUDIO_ALIASES", "audio_dict", "audio_differences",
+    "check_device", "Settings", "check_known_keys", "AUDIO_MATCH_KEYS", "DEFAULT_AUDIO", "AUDIO_ALIASES", "audio_dict", "audio_differences",
     "check_audio_match",
 ]

@@ -40,6 +40,7 @@ from tts_cli.inference.controls import UNMATCHED_CONTRAST, PitchControl, check_c
 from tts_cli.inference.cpu import resolve_device
 from tts_cli.inference.resolve import find_vocoder_beside
 from tts_cli.text.chunking import MAX_CHUNK_CHARS, Chunk, pause_samples, split_text
+from tts_cli.text.frontend import SILENT_SYMBOLS
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,6 @@ class Synthesizer:
                  contrast: float | None = None, engine: str = "torch"):
         import torch
 
-        from tts_cli.checkpoints.format import require_kind
-        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-        from tts_cli.errors import CheckpointError
-        from tts_cli.text.symbols import SymbolTable
-
         from tts_cli.inference.vocoders import PRECISIONS
 
         if precision not in PRECISIONS:
@@ -113,65 +109,18 @@ class Synthesizer:
         self.engine = engine
         self.model_path = None if isinstance(model, dict) else Path(model)
         onnx_vocoder = None
-        if engine == "onnx":  # `tts export --format onnx` files run by onnxruntime (tts_cli.inference.onnx_engine)
-            from tts_cli.errors import OnnxError
-            from tts_cli.inference.onnx_engine import load_onnx
-
-            if device not in (None, "auto", "cpu"):
-                raise SynthesisError("--engine onnx runs on the CPU: drop --device or use --engine torch")
-            self.device = "cpu"
-            try:
-                ckpt, self.model, onnx_vocoder = load_onnx(model)
-            except OnnxError as e:
-                raise SynthesisError(str(e)) from None
-            if contrast is None:  # the contrast the torch path used when the voice was exported
-                contrast = float(ckpt["onnx"].get("mel_contrast", 1.0))
+        if engine == "onnx":
+            ckpt, onnx_vocoder, contrast = self._load_onnx(model, device, contrast)
         else:
-            self.device = resolve_device(device)
-            try:
-                ckpt = model if isinstance(model, dict) else load_checkpoint(model)
-                require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
-            except CheckpointError as e:
-                raise SynthesisError(str(e)) from None
-            self.model = build_fastpitch(ckpt, aligner=False).eval().to(self.device)
-            for p in self.model.parameters():
-                p.requires_grad_(False)
+            ckpt = self._load_torch(model, device)
         self.ckpt = ckpt
-        symbols = ckpt.get("symbols")
-        if not symbols:
-            raise SynthesisError(f"{self.model_path or 'model'}: the checkpoint has no symbol table")
-        self.table = SymbolTable(list(symbols))
-        text = dict(ckpt.get("text") or {})
-        self.text_settings = text
-        self.language = str(text.get("language") or "es")
-        from tts_cli.text.symbols import canonical_text_type
-
-        self.text_type = canonical_text_type(str(text.get("text_type") or "text"))
-        self.normalize = bool(text.get("normalize", True))
-        self.keep_stress = bool(text.get("keep_stress", True))
+        self._read_front_end(ckpt)
         self.audio = {**_default_audio(), **dict(ckpt.get("audio") or {})}
         self.speakers = {str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()}
         self.pitch_stats = ckpt.get("pitch_stats") or {}
         self.max_chunk_chars, self.batch_size = max_chunk_chars, batch_size
         self._espeak_checked = False
-
-        from tts_cli.inference.vocoders import Vocoder, load_vocoder
-
-        if isinstance(vocoder, Vocoder):
-            from tts_cli.config import check_audio_match
-
-            check_audio_match(self.audio, vocoder.audio)
-            self.vocoder = vocoder
-        elif vocoder is None and onnx_vocoder is not None:
-            self.vocoder = onnx_vocoder
-        else:
-            spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
-            if spec is None:  # no HiFi-GAN of its own: the universal V1 (tts_cli.inference.vocoders.load_default_vocoder)
-                from tts_cli.inference.vocoders import load_default_vocoder
-
-                self.vocoder = load_default_vocoder(self.audio, device=self.device, precision=precision)
-            else:
-                self.vocoder = load_vocoder(spec, self.audio, device=self.device, precision=precision)
+        self.vocoder = self._open_vocoder(vocoder, onnx_vocoder, precision)
         self.sample_rate = int(self.audio["sample_rate"])
         self.hop = int(self.audio["hop_length"])
         # None: what suits the vocoder (UNMATCHED_CONTRAST for the universal V1, else 1 = off)
@@ -185,6 +134,67 @@ class Synthesizer:
             from tts_cli.inference.cpu import tune_malloc_for_inference
 
             tune_malloc_for_inference()  # FastPitch's decoder activations page-fault too
+
+    def _load_onnx(self, model, device, contrast) -> tuple[dict, Any, float | None]:
+        """`tts export --format onnx` files run by onnxruntime (tts_cli.inference.onnx_engine)."""
+        from tts_cli.errors import OnnxError
+        from tts_cli.inference.onnx_engine import load_onnx
+
+        if device not in (None, "auto", "cpu"):
+            raise SynthesisError("--engine onnx runs on the CPU: drop --device or use --engine torch")
+        self.device = "cpu"
+        try:
+            ckpt, self.model, onnx_vocoder = load_onnx(model)
+        except OnnxError as e:
+            raise SynthesisError(str(e)) from None
+        if contrast is None:  # the contrast the torch path used when the voice was exported
+            contrast = float(ckpt["onnx"].get("mel_contrast", 1.0))
+        return ckpt, onnx_vocoder, contrast
+
+    def _load_torch(self, model, device) -> dict:
+        from tts_cli.checkpoints.format import require_kind
+        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+        from tts_cli.errors import CheckpointError
+
+        self.device = resolve_device(device)
+        try:
+            ckpt = model if isinstance(model, dict) else load_checkpoint(model)
+            require_kind(ckpt, "fastpitch", self.model_path or "model", "pass it as --vocoder")
+        except CheckpointError as e:
+            raise SynthesisError(str(e)) from None
+        self.model = build_fastpitch(ckpt, aligner=False).eval().to(self.device)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        return ckpt
+
+    def _read_front_end(self, ckpt: dict) -> None:
+        """The text front end the checkpoint was trained with, never a re-guessed one."""
+        from tts_cli.text.symbols import SymbolTable, canonical_text_type
+
+        symbols = ckpt.get("symbols")
+        if not symbols:
+            raise SynthesisError(f"{self.model_path or 'model'}: the checkpoint has no symbol table")
+        self.table = SymbolTable(list(symbols))
+        text = dict(ckpt.get("text") or {})
+        self.text_settings = text
+        self.language = str(text.get("language") or "es")
+        self.text_type = canonical_text_type(str(text.get("text_type") or "text"))
+        self.normalize = bool(text.get("normalize", True))
+        self.keep_stress = bool(text.get("keep_stress", True))
+
+    def _open_vocoder(self, vocoder: Any, onnx_vocoder: Any, precision: str):
+        from tts_cli.config import check_audio_match
+        from tts_cli.inference.vocoders import Vocoder, load_default_vocoder, load_vocoder
+
+        if isinstance(vocoder, Vocoder):
+            check_audio_match(self.audio, vocoder.audio)
+            return vocoder
+        if vocoder is None and onnx_vocoder is not None:
+            return onnx_vocoder
+        spec = vocoder if vocoder is not None else find_vocoder_beside(self.model_path)
+        if spec is None:  # no HiFi-GAN of its own: the universal V1
+            return load_default_vocoder(self.audio, device=self.device, precision=precision)
+        return load_vocoder(spec, self.audio, device=self.device, precision=precision)
 
     # ------------------------------------------------------------------ info
     def speaker_names(self) -> list[str]:
@@ -282,26 +292,47 @@ class Synthesizer:
                         frames_per_symbol: float | None = None) -> list[Result]:
         """Several utterances; FastPitch runs on batches of chunks, the vocoder on batches of
         similar length. One warning lists the unknown symbols of all texts."""
-        from tts_cli.prosody import denormalize_pitch
-
-        torch = self._torch
         check_controls(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale)
         t_start = time.perf_counter()
         input_type = self._input_type(text_type)
         spk_id, spk_name = self.resolve_speaker(speaker)
         mean, std = self._speaker_pitch(spk_name)
+        plan, encoded, keep = self._encode_all(texts, ids, input_type)
 
-        # ---- front end for every chunk of every text
+        # pitch controls act on the normalised per-symbol pitch
+        ratio = 2.0 ** (float(pitch_shift) / 12.0)
+        transform = None
+        if ratio != 1.0 or pitch_scale != 1.0:
+            transform = PitchControl(mul=float(pitch_scale) * ratio, add=mean * (ratio - 1.0) / std)
+        with self._torch.inference_mode():
+            mels, info = self._run_fastpitch(encoded, keep, spk_id, (mean, std), dict(
+                pace=float(speed), pitch_transform=transform, energy_scale=float(energy_scale)), frames_per_symbol)
+            wavs = self._vocode({i: self._contrast(m) for i, m in mels.items()})
+        results = []
+        for u in range(len(texts)):
+            chunks = [i for i in keep if plan[i][0] == u]
+            results.append(self._assemble(texts[u], ids[u] if ids else None, [(plan[i][1], i) for i in chunks],
+                                          encoded, wavs, mels, info, speed, spk_name))
+        # compute time is shared by the batch: split it by audio length
+        total = time.perf_counter() - t_start
+        total_audio = sum(r.seconds for r in results) or 1.0
+        for r in results:
+            r.compute_s = total * r.seconds / total_audio
+            r.rtf = r.compute_s / r.seconds if r.seconds > 0 else float("inf")
+        return results
+
+    def _encode_all(self, texts: Sequence[str], ids: Sequence[str] | None, input_type: str):
+        """The front end for every chunk of every text: (plan [(utterance, Chunk)], symbol ids per
+        chunk, chunks with something to say). Warns once about characters and symbols left out."""
         plan: list[tuple[int, Chunk]] = []
         for u, text in enumerate(texts):
-            chunks = split_text(text, self.max_chunk_chars)
-            plan += [(u, c) for c in chunks]
+            plan += [(u, c) for c in split_text(text, self.max_chunk_chars)]
         dropped: dict[str, int] = {}
         sym_lists = self._chunk_symbols([c for _, c in plan], input_type, dropped) if plan else []
         if dropped:
             listed = ", ".join(f"{c!r} ×{n}" if n > 1 else repr(c) for c, n in dropped.items())
             warnings.warn(f"left out {sum(dropped.values())} character(s) that a voice in language {self.language} "
-                          f"cannot speak (another script, emoji or symbols): {listed}", SynthesisWarning, stacklevel=3)
+                          f"cannot speak (another script, emoji or symbols): {listed}", SynthesisWarning, stacklevel=4)
         unknown: dict[str, int] = {}
         encoded: list[list[int]] = []
         for syms in sym_lists:
@@ -312,8 +343,8 @@ class Synthesizer:
         if unknown:
             listed = ", ".join(f"{s!r} ×{n}" if n > 1 else repr(s) for s, n in sorted(unknown.items()))
             warnings.warn(f"dropped {sum(unknown.values())} symbol(s) the voice does not know: {listed}",
-                          SynthesisWarning, stacklevel=3)
-        keep = [i for i, e in enumerate(encoded) if any(self.table.symbols[j] not in _SILENT for j in e)]
+                          SynthesisWarning, stacklevel=4)
+        keep = [i for i, e in enumerate(encoded) if any(self.table.symbols[j] not in SILENT_SYMBOLS for j in e)]
         spoken = {u for u, _ in (plan[i] for i in keep)}
         empty = [u for u in range(len(texts)) if u not in spoken]
         if empty:
@@ -321,84 +352,73 @@ class Synthesizer:
             why = (f"its characters are not language {self.language} (another script, emoji or symbols)" if dropped
                    else "no symbol of the text is known to this voice")
             raise SynthesisError(f"nothing to say in {which}: {why}")
+        return plan, encoded, keep
 
-        # ---- pitch controls on the normalised per-symbol pitch
-        ratio = 2.0 ** (float(pitch_shift) / 12.0)
-        transform = None
-        if ratio != 1.0 or pitch_scale != 1.0:
-            transform = PitchControl(mul=float(pitch_scale) * ratio, add=mean * (ratio - 1.0) / std)
+    def _run_fastpitch(self, encoded: list[list[int]], keep: list[int], spk_id: int, pitch_stats: tuple,
+                       controls: dict, frames_per_symbol: float | None) -> tuple[dict, dict]:
+        """FastPitch in batches of chunks sorted by length (little padding): ({chunk: mel},
+        {chunk: (durations, pitch in Hz)})."""
+        from tts_cli.prosody import denormalize_pitch
 
-        # ---- FastPitch in batches of chunks (sorted by length: little padding)
+        torch = self._torch
         order = sorted(keep, key=lambda i: len(encoded[i]))
         mels: dict[int, Any] = {}
         info: dict[int, tuple] = {}
-        with torch.inference_mode():
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b:b + self.batch_size]
-                n = max(len(encoded[i]) for i in idx)
-                sym = torch.zeros(len(idx), n, dtype=torch.long)
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b:b + self.batch_size]
+            n = max(len(encoded[i]) for i in idx)
+            sym = torch.zeros(len(idx), n, dtype=torch.long)
+            for r, i in enumerate(idx):
+                sym[r, :len(encoded[i])] = torch.tensor(encoded[i])
+            lens = torch.tensor([len(encoded[i]) for i in idx])
+            durs = None
+            if frames_per_symbol is not None:
+                durs = torch.zeros(len(idx), n)
                 for r, i in enumerate(idx):
-                    sym[r, :len(encoded[i])] = torch.tensor(encoded[i])
-                lens = torch.tensor([len(encoded[i]) for i in idx])
-                durs = None
-                if frames_per_symbol is not None:
-                    durs = torch.zeros(len(idx), n)
-                    for r, i in enumerate(idx):
-                        edges = np.round(np.arange(len(encoded[i]) + 1) * float(frames_per_symbol))
-                        durs[r, :len(encoded[i])] = torch.from_numpy(np.diff(edges))
-                    durs = durs.to(self.device)
-                out = self.model.infer(sym.to(self.device), lens.to(self.device),
-                                       speakers=spk_id if self.model.speaker_emb is not None else None,
-                                       pace=float(speed), pitch_transform=transform, energy_scale=float(energy_scale),
-                                       durations=durs)
-                for r, i in enumerate(idx):
-                    T = int(out["mel_lens"][r])
-                    N = len(encoded[i])
-                    mels[i] = out["mel"][r, :, :T].float()
-                    info[i] = (out["durations"][r, :N].cpu().numpy().astype(np.int32),
-                               denormalize_pitch(out["pitch"][r, :N].float().cpu().numpy(), mean, std)
-                               .astype(np.float32))
-            wavs = self._vocode({i: self._contrast(m) for i, m in mels.items()})
+                    edges = np.round(np.arange(len(encoded[i]) + 1) * float(frames_per_symbol))
+                    durs[r, :len(encoded[i])] = torch.from_numpy(np.diff(edges))
+                durs = durs.to(self.device)
+            out = self.model.infer(sym.to(self.device), lens.to(self.device),
+                                   speakers=spk_id if self.model.speaker_emb is not None else None,
+                                   durations=durs, **controls)
+            for r, i in enumerate(idx):
+                T = int(out["mel_lens"][r])
+                N = len(encoded[i])
+                mels[i] = out["mel"][r, :, :T].float()
+                info[i] = (out["durations"][r, :N].cpu().numpy().astype(np.int32),
+                           denormalize_pitch(out["pitch"][r, :N].float().cpu().numpy(), *pitch_stats)
+                           .astype(np.float32))
+        return mels, info
 
-        # ---- assemble each utterance: chunks + pauses
+    def _assemble(self, text: str, uid: str | None, chunks: list[tuple[Chunk, int]], encoded, wavs, mels, info,
+                  speed: float, spk_name: str | None) -> Result:
+        """One utterance: its chunks joined by their pauses."""
         floor = float(np.log(float(self.audio.get("log_clamp", 1e-5))))
-        results = []
-        for u in range(len(texts)):
-            parts, mel_parts, durs, syms, pitch, chunk_texts = [], [], [], [], [], []
-            for i in (i for i in keep if plan[i][0] == u):
-                chunk = plan[i][1]
-                w = wavs[i]
-                pause = pause_samples(chunk, speed, self.sample_rate)
-                parts += [w, np.zeros(pause, np.float32)]
-                mel_parts += [mels[i].cpu().numpy(), np.full((mels[i].shape[0], int(round(pause / self.hop))), floor,
-                                                            np.float32)]
-                durs.append(info[i][0])
-                pitch.append(info[i][1])
-                syms += self.table.decode(encoded[i])
-                chunk_texts.append(chunk.text)
-            if parts:  # no trailing pause after the last chunk
-                parts, mel_parts = parts[:-1], mel_parts[:-1]
-            wav = np.concatenate(parts).astype(np.float32)
-            if not any(len(p) for p in parts[::2]):
-                raise SynthesisError(
-                    f"the model predicted no speech frames for {texts[u]!r}: it is probably undertrained "
-                    f"(checkpoint step {self.ckpt.get('step')}); train it longer or pick a later checkpoint")
-            peak = float(np.abs(wav).max()) if wav.size else 0.0
-            if peak > 1.0:
-                wav *= 0.95 / peak
-            seconds = len(wav) / self.sample_rate
-            results.append(Result(
-                wav=wav, sample_rate=self.sample_rate, mel=np.concatenate(mel_parts, axis=1),
-                durations=np.concatenate(durs), symbols=syms, seconds=seconds, rtf=0.0,
-                pitch_hz=np.concatenate(pitch), chunks=chunk_texts, speaker=spk_name,
-                id=ids[u] if ids else None, frame_s=self.hop / self.sample_rate))
-        # compute time is shared by the batch: split it by audio length
-        total = time.perf_counter() - t_start
-        total_audio = sum(r.seconds for r in results) or 1.0
-        for r in results:
-            r.compute_s = total * r.seconds / total_audio
-            r.rtf = r.compute_s / r.seconds if r.seconds > 0 else float("inf")
-        return results
+        parts, mel_parts, durs, syms, pitch, chunk_texts = [], [], [], [], [], []
+        for chunk, i in chunks:
+            pause = pause_samples(chunk, speed, self.sample_rate)
+            parts += [wavs[i], np.zeros(pause, np.float32)]
+            mel_parts += [mels[i].cpu().numpy(), np.full((mels[i].shape[0], int(round(pause / self.hop))), floor,
+                                                        np.float32)]
+            durs.append(info[i][0])
+            pitch.append(info[i][1])
+            syms += self.table.decode(encoded[i])
+            chunk_texts.append(chunk.text)
+        if parts:  # no trailing pause after the last chunk
+            parts, mel_parts = parts[:-1], mel_parts[:-1]
+        wav = np.concatenate(parts).astype(np.float32)
+        if not any(len(p) for p in parts[::2]):
+            raise SynthesisError(
+                f"the model predicted no speech frames for {text!r}: it is probably undertrained "
+                f"(checkpoint step {self.ckpt.get('step')}); train it longer or pick a later checkpoint")
+        peak = float(np.abs(wav).max()) if wav.size else 0.0
+        if peak > 1.0:
+            wav *= 0.95 / peak
+        return Result(
+            wav=wav, sample_rate=self.sample_rate, mel=np.concatenate(mel_parts, axis=1),
+            durations=np.concatenate(durs), symbols=syms, seconds=len(wav) / self.sample_rate, rtf=0.0,
+            pitch_hz=np.concatenate(pitch), chunks=chunk_texts, speaker=spk_name, id=uid,
+            frame_s=self.hop / self.sample_rate)
 
     def _contrast(self, mel):
         """`mel_contrast` on one chunk's mel (see `mel_contrast`); the Result keeps FastPitch's mel."""
@@ -449,41 +469,9 @@ class Synthesizer:
         return out
 
 
-def _silent_symbols() -> set[str]:
-    from tts_cli.text.symbols import PUNCTUATION, SPACE, STRESS
-
-    return {SPACE, *STRESS, *PUNCTUATION}
-
-
-_SILENT = _silent_symbols()  # a chunk of only these has nothing to say
-
-
 def _default_audio() -> dict:
     from tts_cli.config import DEFAULT_AUDIO
 
     return dict(DEFAULT_AUDIO)
 
 
-def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[tuple]:
-    """(id, text) per non-empty line: `id|text` or plain text (ids utt_0001, utt_0002, ...);
-    with_lines=True: (id, text, line number) so messages can point at the line."""
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SynthesisError(f"{p}: cannot read ({e})") from None
-    out, seen = [], set()
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        uid, sep, text = line.partition("|")
-        if sep and re.fullmatch(r"[\w.\-]+", uid.strip()):
-            uid, text = uid.strip(), text.strip()
-        else:
-            uid, text = f"utt_{n:04d}", line
-        if uid in seen:
-            uid = f"{uid}_{n}"
-        seen.add(uid)
-        out.append((uid, text, n) if with_lines else (uid, text))
-    return out

@@ -9,7 +9,7 @@ from typing import Sequence
 from tts_cli.errors import VoiceError
 from tts_cli.inference.voices import (ACOUSTIC_FILE, ALIGNER_FILE, VOCODER_FILE, VOICE_FILE, VOICE_FORMAT_VERSION,
                                       _NAME, Voice, load_voice)
-from tts_cli.workspace import resolve_checkpoint
+from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_checkpoint
 
 
 def half_state(state: dict) -> dict:
@@ -146,37 +146,25 @@ def export_voice(
     voice.json last, so a failed export never leaves something that looks like a voice.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from tts_cli.errors import CheckpointError
-    from tts_cli.checkpoints.load import load_checkpoint
     from tts_cli.checkpoints.format import require_kind
-    from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json
+    from tts_cli.checkpoints.load import load_checkpoint
+    from tts_cli.errors import CheckpointError
 
     console = console or Console(stderr=True)
-    if not _NAME.match(name or ""):
-        raise VoiceError(f"voice name {name!r}: use letters, digits, '_', '-' or '.' (it names the folder)")
-    out_dir = Path(out_dir)
-    folder = out_dir if out_dir.name == name else out_dir / name
-    if folder.exists() and any(folder.iterdir()):
-        if not (folder / VOICE_FILE).exists():
-            raise VoiceError(f"{folder}: exists and is not a voice folder (no {VOICE_FILE}); choose another --name")
-        if not overwrite:
-            raise VoiceError(f"{folder}: voice {name!r} already exists; add --force to replace it")
-
+    folder = _target_folder(Path(out_dir), name, overwrite)
     acoustic_src = resolve_checkpoint(acoustic_ckpt, error=VoiceError)
     try:
         ckpt = require_kind(load_checkpoint(acoustic_src), "fastpitch", acoustic_src, "pass it as the vocoder")
     except CheckpointError as e:
         raise VoiceError(str(e)) from None
-    acoustic, acoustic_info = _acoustic_payload(ckpt, fp16, keep_aligner)
-    vocoder = vocoder_info = vocoder_src = None
+    parts = {ACOUSTIC_FILE: (acoustic_src, *_acoustic_payload(ckpt, fp16, keep_aligner))}
+    acoustic = parts[ACOUSTIC_FILE][1]
     if vocoder_ckpt is not None and str(vocoder_ckpt).lower() not in ("griffin-lim", "griffinlim", "gl"):
         vocoder_src = resolve_checkpoint(vocoder_ckpt, error=VoiceError)
-        vocoder, vocoder_info = _vocoder_payload(vocoder_src, acoustic["audio"], fp16)
-    aligner = aligner_info = None
+        parts[VOCODER_FILE] = (vocoder_src, *_vocoder_payload(vocoder_src, acoustic["audio"], fp16))
     if aligner_ckpt is not None:
-        aligner, aligner_info = _aligner_payload(Path(aligner_ckpt), fp16)
+        parts[ALIGNER_FILE] = (Path(aligner_ckpt), *_aligner_payload(Path(aligner_ckpt), fp16))
     notice_paths = [Path(n) for n in notices]
     for n in notice_paths:
         if not n.is_file():
@@ -186,15 +174,44 @@ def export_voice(
         old = load_voice(folder) if (folder / VOICE_FILE).exists() else None
     except VoiceError:
         old = None  # a broken earlier export: replaced as a whole
+    written = _write_files(folder, parts, notice_paths)
+    info = {rel: part[2] for rel, part in parts.items()}
+    meta = _voice_json(name, ckpt, acoustic, info, [n.name for n in notice_paths], summary, language=language,
+                       licence=licence, attribution=attribution, description=description)
+    atomic_write_json(folder / VOICE_FILE, meta)
+    if old is not None:
+        _remove_unlisted(folder, old, {ACOUSTIC_FILE, VOICE_FILE, *(w[0] for w in written)})
+    voice = load_voice(folder)
+    _print_export(console, voice, folder, written, fp16)
+    if not licence or licence == "NOASSERTION":
+        console.print("[yellow]warning:[/] no --licence given: voice.json says NOASSERTION", highlight=False)
+    return voice
+
+
+def _target_folder(out_dir: Path, name: str, overwrite: bool) -> Path:
+    """OUT_DIR/NAME (or OUT_DIR itself when it is called NAME), refusing to clobber what is not ours."""
+    if not _NAME.match(name or ""):
+        raise VoiceError(f"voice name {name!r}: use letters, digits, '_', '-' or '.' (it names the folder)")
+    folder = out_dir if out_dir.name == name else out_dir / name
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / VOICE_FILE).exists():
+            raise VoiceError(f"{folder}: exists and is not a voice folder (no {VOICE_FILE}); choose another --name")
+        if not overwrite:
+            raise VoiceError(f"{folder}: voice {name!r} already exists; add --force to replace it")
+    return folder
+
+
+def _write_files(folder: Path, parts: dict, notice_paths: list[Path]) -> list[tuple[str, Path, Path]]:
+    """The weight files and notices, atomically: [(file name, source, written path)]."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [(ACOUSTIC_FILE, acoustic_src, atomic_torch_save(folder / ACOUSTIC_FILE, acoustic))]
-    if vocoder is not None:
-        written.append((VOCODER_FILE, vocoder_src, atomic_torch_save(folder / VOCODER_FILE, vocoder)))
-    if aligner is not None:
-        written.append((ALIGNER_FILE, Path(aligner_ckpt), atomic_torch_save(folder / ALIGNER_FILE, aligner)))
+    written = [(rel, src, atomic_torch_save(folder / rel, payload)) for rel, (src, payload, _) in parts.items()]
     for n in notice_paths:
         written.append((n.name, n, atomic_write_bytes(folder / n.name, n.read_bytes())))
+    return written
 
+
+def _voice_json(name: str, ckpt: dict, acoustic: dict, info: dict, notices: list[str], summary: dict | None, *,
+                language: str | None, licence: str, attribution: str, description: str) -> dict:
     speakers = [n for n, _ in sorted(acoustic["speakers"].items(), key=lambda kv: kv[1])] or ["default"]
     training = {"acoustic_step": acoustic["step"]}
     for key in ("best_val_loss", "epoch"):
@@ -202,10 +219,10 @@ def export_voice(
             training[f"acoustic_{key}"] = ckpt[key]
     if ckpt.get("best_metric") not in (None, "loss") and ckpt.get("best_metric_value") is not None:
         training[f"acoustic_best_{ckpt['best_metric']}"] = ckpt["best_metric_value"]
-    if vocoder_info:
-        training["vocoder_step"] = vocoder_info["step"]
+    if info.get(VOCODER_FILE):
+        training["vocoder_step"] = info[VOCODER_FILE]["step"]
     training.update(summary or {})
-    meta = {
+    return {
         "format_version": VOICE_FORMAT_VERSION,
         "name": name,
         "language": language or str(acoustic["text"].get("language") or ""),
@@ -214,24 +231,27 @@ def export_voice(
         "licence": licence or "NOASSERTION",
         "attribution": attribution or "",
         "description": description or "",
-        "files": {"acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE if vocoder is not None else None,
-                  "notices": [n.name for n in notice_paths],
-                  **({"aligner": ALIGNER_FILE} if aligner is not None else {})},
-        "acoustic": acoustic_info,
-        **({"aligner": aligner_info} if aligner_info else {}),
-        "vocoder": vocoder_info or {"model": "Griffin-Lim"},
+        "files": {"acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE if VOCODER_FILE in info else None,
+                  "notices": notices, **({"aligner": ALIGNER_FILE} if ALIGNER_FILE in info else {})},
+        "acoustic": info[ACOUSTIC_FILE],
+        **({"aligner": info[ALIGNER_FILE]} if info.get(ALIGNER_FILE) else {}),
+        "vocoder": info.get(VOCODER_FILE) or {"model": "Griffin-Lim"},
         "training": training,
         "created": date.today().isoformat(),
     }
-    atomic_write_json(folder / VOICE_FILE, meta)
-    if old is not None:  # files the previous export listed and this one does not (e.g. a dropped vocoder)
-        keep = {ACOUSTIC_FILE, VOICE_FILE, *(w[0] for w in written)}
-        for rel in [old.files.get("vocoder"), old.files.get("aligner"), *(old.files.get("notices") or [])]:
-            if rel and rel not in keep and (folder / rel).is_file():
-                (folder / rel).unlink()
-    voice = load_voice(folder)
 
-    table = Table(title=f"voice {name} -> {folder}")
+
+def _remove_unlisted(folder: Path, old: Voice, keep: set[str]) -> None:
+    """Files the previous export listed and this one does not (e.g. a dropped vocoder)."""
+    for rel in [old.files.get("vocoder"), old.files.get("aligner"), *(old.files.get("notices") or [])]:
+        if rel and rel not in keep and (folder / rel).is_file():
+            (folder / rel).unlink()
+
+
+def _print_export(console, voice: Voice, folder: Path, written: list, fp16: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"voice {voice.name} -> {folder}")
     for col, justify in (("file", "left"), ("from", "left"), ("source MB", "right"), ("written MB", "right")):
         table.add_column(col, justify=justify)
     for rel, src, dst in written:
@@ -239,6 +259,3 @@ def export_voice(
     table.caption = (f"{voice.size_bytes / 1e6:.2f} MB in all; {'float16' if fp16 else 'float32'} weights; "
                      f"vocoder {voice.vocoder_label}; licence {voice.licence}")
     console.print(table)
-    if not licence or licence == "NOASSERTION":
-        console.print("[yellow]warning:[/] no --licence given: voice.json says NOASSERTION", highlight=False)
-    return voice

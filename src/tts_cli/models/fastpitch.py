@@ -15,25 +15,26 @@ frame values inside `forward`, because learned durations change every step.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from tts_cli.prosody import average_per_symbol
-
-from .transformer import FFTransformer, mask_from_lens
-
+from tts_cli.config import Settings, check_known_keys
 from tts_cli.errors import ConfigError
+from tts_cli.models.transformer import FFTransformer, mask_from_lens
 
 ALIGNMENTS = ("external", "learned")
 
 
 @dataclass
-class FastPitchConfig:
+class FastPitchConfig(Settings):
     """All sizes of the model. `base` = NVIDIA's defaults; any field can come from a recipe."""
+
+    SECTION: ClassVar[str] = "model"
 
     n_mel_channels: int = 80
     n_symbols: int = 148  # set from the symbol table when the model is built
@@ -102,10 +103,7 @@ class FastPitchConfig:
         preset = d.pop("preset", "base")
         if preset not in PRESETS:
             raise ConfigError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown model setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        check_known_keys("model", d, cls)
         return replace(PRESETS[preset], **d)
 
 

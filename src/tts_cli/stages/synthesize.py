@@ -134,7 +134,8 @@ def synthesize_command(
     from tts_cli.errors import AudioError
     from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
     from tts_cli.errors import SynthesisError
-    from tts_cli.inference.synthesizer import Synthesizer, read_input_file
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.text.input_file import read_input_file
     from tts_cli.inference.controls import check_controls
     from tts_cli.inference.resolve import resolve_model
     from tts_cli.workspace import check_output_dir, check_output_file

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from tts_cli.text.symbols import (PUNCTUATION, SPACE, STRESS, canonical_text_type,
                                   characters_to_symbols, split_phonemes)
 
-_SILENT = set(PUNCTUATION) | {SPACE, *STRESS}
+SILENT_SYMBOLS = set(PUNCTUATION) | {SPACE, *STRESS}  # a text of only these has nothing to say
 
 
 @dataclass
@@ -36,7 +36,7 @@ def _finish(symbols: list[str], keep_stress: bool) -> list[str]:
     while symbols and symbols[-1] == SPACE:
         symbols = symbols[:-1]
     # Only punctuation/spaces/stress: nothing to say.
-    return symbols if any(s not in _SILENT for s in symbols) else []
+    return symbols if any(s not in SILENT_SYMBOLS for s in symbols) else []
 
 
 def _strip_stress(phonemes: str) -> str:

@@ -1,6 +1,6 @@
 """The training loop shared by every model we train (FastPitch, HiFi-GAN).
 
-Model-specific parts live in a small *task* object (see `Task`); this module owns what every run
+Model-specific parts live in a small *task* object (`tts_cli.training.task.Task`); this module owns what every run
 needs and what users of peer toolkits lose most often:
 - `steps` = total optimizer steps; `resume` restores model, optimizer, scheduler, GradScaler,
   step, epoch, RNG states (python, numpy, torch, cuda) and the sampler position, so a resumed run
@@ -8,7 +8,7 @@ needs and what users of peer toolkits lose most often:
 - checkpoints written atomically: RUN/checkpoints/step_N.pt (last K kept), last.pt (newest),
   best.pt (lowest validation loss, or lowest `best_metric` of the quick evaluation, see below);
 - `eval_every` N: every N steps (and at the last step) the task's `evaluate` (FastPitch: MCD,
-  duration MAE, CER with an ASR, `tts_cli.stages.evaluate.evaluate_checkpoint_quick`) runs on
+  duration MAE, CER with an ASR, `tts_cli.evaluation.quick.evaluate_checkpoint_quick`) runs on
   rank 0 and writes a {"kind": "eval"} row; it never changes the RNG streams, so a run with
   evaluation trains exactly as one without;
 - Ctrl-C / SIGTERM: finish the current step, save, exit cleanly;
@@ -20,145 +20,30 @@ needs and what users of peer toolkits lose most often:
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import numbers
 import os
-import random
-import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
-import numpy as np
 import torch
 
+from tts_cli.errors import TrainingError
 from tts_cli.training.ema import WeightAverage
+from tts_cli.training.monitor import MetricsLog, StopFlag, TrainProgress
 from tts_cli.training.optim import build_optimizer, build_scheduler
-from tts_cli.errors import ConfigError, TrainingError
+from tts_cli.training.run import write_training_checkpoint
+from tts_cli.training.runtime import (DistInfo, enable_tf32, resolve_amp, rng_state, seed_everything, set_rng_state,
+                                      unwrap)
+from tts_cli.training.settings import TrainSettings
+from tts_cli.training.task import Task
 
 log = logging.getLogger(__name__)
 
-BEST_METRICS = ("loss", "mcd", "cer", "dur_mae")  # best.pt keeps the lowest of one of these
-
-
-# ----------------------------------------------------------------------------- settings
-
-@dataclass
-class TrainSettings:
-    """The `train:` section of a recipe. Defaults = NVIDIA's FastPitch recipe where it has one."""
-
-    steps: int = 1000
-    lr: float = 0.1
-    optimizer: str = "lamb"  # lamb | adamw
-    betas: tuple = (0.9, 0.98)
-    eps: float = 1e-9
-    weight_decay: float = 1e-6
-    max_grad_norm: float = 1.0  # LAMB's internal global-norm clip (apex FusedLAMB default)
-    grad_clip: float = 1000.0  # clip_grad_norm_ before the step (reference --grad-clip-thresh)
-    schedule: str = "noam"  # noam (reference warm-up then 1/sqrt(step)) | constant
-    warmup: int = 1000
-    grad_accumulation: int = 1
-    batch_frames: int = 16 * 800  # padded mel frames per batch (per GPU)
-    max_frames: int | None = None  # longer clips are skipped (default: the budget)
-    max_batch_size: int | None = None
-    checkpoint_every: int = 1000
-    keep_last: int = 3
-    val_every: int = 1000
-    val_samples: int = 2  # utterances rendered to RUN/samples at each validation
-    log_every: int = 10
-    amp: Any = "auto"  # auto (bf16 on CUDA if supported) | bf16 | fp16 | none
-    compile: bool = False
-    seed: int = 1234
-    max_nonfinite: int = 10  # consecutive non-finite steps before the run stops
-    num_workers: int = 2
-    steps_per_minute: float | None = None  # when steps is unset: steps = this x minutes of train audio
-    eval_every: int = 0  # quick objective evaluation every N steps (and at the last step); 0 = off
-    eval_asr: str = "none"  # recogniser for the evaluation's CER: none | whisper-base
-    eval_utterances: int = 4  # validation utterances evaluated each time
-    # what the evaluation's CER listens through: griffin-lim (cheap, a higher CER floor) |
-    # universal (the default vocoder of `tts synthesize`: what the user will hear) | a HiFi-GAN file
-    eval_vocoder: str = "griffin-lim"
-    best_metric: str = "loss"  # what best.pt minimises: loss (validation) | mcd | cer | dur_mae (evaluation)
-    # exponential moving average of the weights (reference --ema-decay; 0 = off). When on, validation,
-    # evaluation and the checkpoints' "model" use the averaged weights; the raw ones resume training.
-    ema_decay: float = 0.0
-
-    def __post_init__(self):
-        from tts_cli.config import check_choice, check_number
-
-        check_number("steps", self.steps, low=1, integer=True)
-        check_number("lr", self.lr, low=0, low_open=True)
-        for name in ("batch_frames", "grad_accumulation", "keep_last", "log_every", "max_nonfinite"):
-            check_number(name, getattr(self, name), low=1, integer=True)
-        for name in ("warmup", "num_workers", "val_samples", "val_every", "checkpoint_every"):  # 0 = none / off
-            check_number(name, getattr(self, name), low=0, integer=True)
-        for name in ("max_frames", "max_batch_size"):
-            if getattr(self, name) is not None:
-                check_number(name, getattr(self, name), low=1, integer=True)
-        if self.steps_per_minute is not None:
-            check_number("steps_per_minute", self.steps_per_minute, low=0, low_open=True)
-        check_number("ema_decay", self.ema_decay, low=0, high=0.99999)  # 1 would never move
-        check_choice("optimizer", str(self.optimizer).lower(), ("lamb", "adamw", "adam"))
-        check_choice("schedule", str(self.schedule).lower(), ("noam", "constant"))
-        check_choice("amp", self.amp, AMP_SETTINGS)
-        if self.best_metric not in BEST_METRICS:
-            raise ConfigError(f"best_metric {self.best_metric!r}: use one of {', '.join(BEST_METRICS)} "
-                             "(all lower-is-better)")
-        if int(self.eval_every) < 0 or int(self.eval_utterances) < 1:
-            raise ConfigError("eval_every must be >= 0 (0 = off) and eval_utterances >= 1")
-        if self.best_metric != "loss" and not self.eval_every:
-            raise ConfigError(f"best_metric {self.best_metric} is measured by the evaluation: "
-                             "set eval_every (--eval-every N) too")
-        if self.best_metric == "cer" and str(self.eval_asr).lower() in ("none", "off", ""):
-            raise ConfigError("best_metric cer needs a recogniser: set eval_asr (--eval-asr whisper-base)")
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainSettings":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown train setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-
-# ----------------------------------------------------------------------------- task protocol
-
-class Task(Protocol):
-    """What the loop needs from a model family.
-
-    model: the nn.Module trained (the loop moves it, wraps it for DDP/compile).
-    find_unused_parameters: passed to DDP.
-    """
-
-    model: torch.nn.Module
-    find_unused_parameters: bool
-
-    def to_device(self, batch: dict, device: torch.device) -> dict: ...
-
-    def loss(self, model: torch.nn.Module, batch: dict, step: int, epoch: int) -> tuple[torch.Tensor, dict]:
-        """Forward + loss: (total loss, {term name: scalar tensor})."""
-
-    def frames(self, batch: dict) -> int:
-        """Mel frames in the batch (for frames/s)."""
-
-    def utterance_ids(self, batch: dict) -> list[str]: ...
-
-    def validate(self, model: torch.nn.Module, batches: list[dict], step: int, samples_dir: Path | None) -> dict:
-        """Mean validation terms incl. "loss"; writes PNG/WAV samples into samples_dir when given."""
-
-    def checkpoint_meta(self) -> dict:
-        """The self-describing part of a checkpoint (kind, config, symbols, text, audio, ...)."""
 
     # Optional: evaluate(model, step) -> {"mcd", "dur_mae", "cer", ...} (None where not measured),
     # or None when there is nothing to evaluate; called on rank 0 with the bare model in eval mode
@@ -166,222 +51,6 @@ class Task(Protocol):
 
     # Optional: build_optimizer(model, settings, batches_per_epoch) -> (optimizer, scheduler)
     # replaces the optimizer/schedule built from `settings` (HiFi-GAN: AdamW + per-epoch decay).
-
-
-# ----------------------------------------------------------------------------- distributed
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]:
-    """Read torchrun's env vars; init the process group (nccl on CUDA, gloo on CPU)."""
-    from tts_cli.config import check_device
-
-    check_device(device)  # ValueError: --device cuda on a CPU-only torch
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda") or device == "auto")
-    if world <= 1:
-        dev = torch.device(device if device not in (None, "auto") else ("cuda" if want_cuda else "cpu"))
-        return DistInfo(), dev
-    import torch.distributed as dist
-
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if want_cuda:
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank), dev
-
-
-def cleanup_distributed() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-# ----------------------------------------------------------------------------- RNG state
-
-def rng_state() -> dict:
-    """All RNG states as plain data / tensors (loadable with weights_only=True)."""
-    py = random.getstate()
-    np_state = np.random.get_state()
-    state = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# ----------------------------------------------------------------------------- precision
-
-AMP_OFF = (None, False, "none", "off", "fp32", "tf32", "no")
-AMP_AUTO = (True, "auto", "on", "yes")
-AMP_SETTINGS = ("auto", "bf16", "fp16", "none") + AMP_OFF[1:] + AMP_AUTO  # what a recipe or --amp-dtype may say
-
-
-def resolve_amp(amp: Any, device: torch.device) -> str:
-    """'none' | 'bf16' | 'fp16'. AMP only on CUDA; 'auto' = bf16 where supported."""
-    if device.type != "cuda" or amp in AMP_OFF:
-        return "none"
-    if amp in AMP_AUTO:
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if amp in ("bf16", "fp16"):
-        return amp
-    raise ConfigError(f"unknown amp setting {amp!r} (auto | bf16 | fp16 | none)")
-
-
-def enable_tf32() -> None:
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-
-
-# ----------------------------------------------------------------------------- metrics sinks
-
-class MetricsLog:
-    """RUN/metrics.jsonl (one JSON object per logged step) + TensorBoard when installed.
-
-    JSONL is appended line by line (a log, not an artifact); on resume the lines past the resumed
-    step are dropped so the file always describes the run that the checkpoints continue.
-    """
-
-    def __init__(self, run_dir: Path, resume_step: int | None):
-        self.path = run_dir / "metrics.jsonl"
-        if resume_step is not None and self.path.exists():
-            from tts_cli.workspace import atomic_write_jsonl, read_jsonl
-
-            try:
-                rows = read_jsonl(self.path)
-            except json.JSONDecodeError:  # a torn last line from a kill: keep the readable ones
-                rows = []
-                for line in self.path.read_text(encoding="utf-8").splitlines():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        break
-            atomic_write_jsonl(self.path, [r for r in rows if int(r.get("step", 0)) <= resume_step])
-        elif resume_step is None and self.path.exists():
-            self.path.unlink()
-        self.file = self.path.open("a", encoding="utf-8")
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-        except Exception:  # tensorboard not installed: JSONL only
-            self.tb = None
-
-    def write(self, row: dict) -> None:
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            prefix = {"val": "val/", "eval": "eval/"}.get(row.get("kind"), "train/")
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                    self.tb.add_scalar(prefix + k, v, row["step"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def _write_checkpoint(path: Path, payload: dict) -> None:
-    """Through `tts_cli.checkpoints.format.save_checkpoint` (atomic, self-describing, weights_only-safe)."""
-    from tts_cli.checkpoints.format import save_checkpoint
-
-    p = dict(payload)
-    p.pop("format_version", None)
-    save_checkpoint(path, p.pop("model"), p.pop("config"), p.pop("symbols", None), p.pop("step"), **p)
-
-
-def load_training_checkpoint(path: Path) -> dict:
-    """A checkpoint written by this loop (weights_only, format-checked by tts_cli.checkpoints)."""
-    from tts_cli.errors import CheckpointError
-    from tts_cli.checkpoints.load import load_checkpoint
-
-    try:
-        ckpt = load_checkpoint(path)
-    except CheckpointError as e:
-        raise TrainingError(str(e)) from None
-    for key in ("optimizer", "scheduler", "sampler"):
-        if key not in ckpt:
-            raise TrainingError(f"{path}: not a resumable training checkpoint (no {key!r}); "
-                                "use --init-from to fine-tune from it")
-    return ckpt
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    model = getattr(model, "module", model)  # DDP
-    return getattr(model, "_orig_mod", model)
-
-
-# ----------------------------------------------------------------------------- stop requests
-
-class StopFlag:
-    """Ctrl-C / SIGTERM set a flag; the loop saves and exits after the current step.
-    A second Ctrl-C restores the default handler so a stuck run can still be killed."""
-
-    def __init__(self):
-        self.requested = False
-        self._old: dict = {}
-
-    def __enter__(self):
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        self.requested = True
-        log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -399,6 +68,21 @@ class RunSummary:
     last_losses: dict = field(default_factory=dict)
     frames_per_s: float | None = None
     skipped_steps: int = 0
+
+
+@dataclass
+class _FitState:
+    """What one `fit` call carries from step to step."""
+
+    stream: Iterator[tuple[int, int, dict]]
+    t0: float  # start of the current logging window
+    frames_acc: int = 0  # frames trained on in that window
+    fps: float | None = None
+    nonfinite_run: int = 0  # skipped steps in a row
+    skipped: int = 0
+    last_terms: dict = field(default_factory=dict)
+    stopped: str = "finished"
+    last_path: Path | None = None
 
 
 class Trainer:
@@ -557,10 +241,10 @@ class Trainer:
             return None
         payload = self._payload(rng_states)
         path = self.ckpt_dir / f"step_{self.step}.pt"
-        _write_checkpoint(path, payload)
-        _write_checkpoint(self.ckpt_dir / "last.pt", payload)
+        write_training_checkpoint(path, payload)
+        write_training_checkpoint(self.ckpt_dir / "last.pt", payload)
         if best:
-            _write_checkpoint(self.ckpt_dir / "best.pt", payload)
+            write_training_checkpoint(self.ckpt_dir / "best.pt", payload)
         self._prune()
         return path
 
@@ -601,125 +285,137 @@ class Trainer:
                 metrics.close()
             return RunSummary(self.step, self.epoch, "already done", None, None, self.best_val,
                               self.best_metric, self.best_value)
-        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
-        stream = self._stream()
-        nonfinite_run, skipped, last_terms = 0, 0, {}
-        frames_acc, t0, fps = 0, time.perf_counter(), None
-        stopped = "finished"
-        last_path: Path | None = None
-        progress = _Progress(self.show_progress, total=s.steps, start=self.step)
+        run = _FitState(stream=self._stream(), t0=time.perf_counter())
+        progress = TrainProgress(self.show_progress, total=s.steps, start=self.step)
         self.train_model.train()
         with StopFlag() as stop, progress:
             while self.step < s.steps:
-                # ---- forward/backward over grad_accumulation batches (no host sync in here)
-                self.optimizer.zero_grad(set_to_none=True)
-                losses, terms_list, ids = [], [], []
-                for micro in range(s.grad_accumulation):
-                    epoch, consumed, batch = next(stream)
-                    self.epoch, self.batch_in_epoch = epoch, consumed
-                    frames_acc += self.task.frames(batch)  # on the CPU batch: no device sync
-                    ids += self.task.utterance_ids(batch)
-                    batch = self.task.to_device(batch, self.device)
-                    sync = micro == s.grad_accumulation - 1 or not self.dist.enabled
-                    ctx = self.ddp.no_sync() if not sync else _nullcontext()  # accumulate locally
-                    with ctx:
-                        with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                            loss, terms = self.task.loss(self.train_model, batch, self.step + 1, epoch)
-                        loss = loss.float()
-                        if "after_loss" in self.hooks:
-                            loss = self.hooks["after_loss"](self.step + 1, loss)
-                        # a non-finite loss still goes through backward: every DDP rank must join
-                        # the gradient all-reduce; the step is skipped below on all ranks together
-                        self.scaler.scale(loss / s.grad_accumulation).backward()
-                    losses.append(loss.detach())
-                    terms_list.append(terms)
-                # ---- one host sync: gradient norm, loss and its terms
-                self.scaler.unscale_(self.optimizer)
-                params = [p for p in self.model.parameters() if p.grad is not None]
-                norm_t = (torch.nn.utils.clip_grad_norm_(params, s.grad_clip) if params
-                          else torch.zeros((), device=self.device))
-                keys = list(terms_list[0])
-                term_t = torch.stack([torch.stack([t[k].float() for t in terms_list]).mean() for k in keys])
-                vals = torch.cat([norm_t.float().reshape(1), torch.stack(losses).mean().reshape(1), term_t]).tolist()
-                grad_norm, loss_value = vals[0], vals[1]
-                terms_acc = dict(zip(keys, vals[2:]))
-                # fp16: the GradScaler skips steps with inf/NaN gradients by itself (and lowers its scale)
-                local_bad = not math.isfinite(loss_value) or (not math.isfinite(grad_norm) and not self.scaler.is_enabled())
+                grad_norm, terms, ids, local_bad = self._forward_backward(run)
                 any_bad, want_stop = self._all_any(local_bad, stop.requested)
                 if any_bad:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if self.scaler.is_enabled():
-                        self.scaler.update()  # closes this step's unscale_; lowers the scale on overflow
-                    nonfinite_run += 1
-                    skipped += 1
-                    where = ", ".join(ids) if local_bad else "(on another rank)"
-                    log.warning("non-finite loss/gradient at step %d (skipped, %d in a row); batch: %s",
-                                self.step + 1, nonfinite_run, where)
-                    if nonfinite_run >= s.max_nonfinite:
-                        if metrics:
-                            metrics.close()
-                        last_ckpt = self.ckpt_dir / "last.pt"
-                        raise TrainingError(
-                            f"{nonfinite_run} non-finite losses in a row at step {self.step + 1}; last batch's "
-                            f"utterances: {where}. Check these files, lower the lr, or try --amp-dtype bf16 / --no-amp."
-                            + (f" The last good checkpoint is {last_ckpt} (--resume continues from it)."
-                               if last_ckpt.exists() else "")
-                        )
-                    if want_stop:
-                        stopped = "interrupted"
-                        break
-                    continue
-                nonfinite_run = 0
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                self.step += 1
-                if self.ema is not None:
-                    self.ema.update(self.model, self.step)
-                last_terms = terms_acc
-                progress.advance(self.step)
-                # ---- logging
-                if self.step % s.log_every == 0 or self.step == s.steps:
-                    dt = time.perf_counter() - t0
-                    fps = frames_acc * self.dist.world_size / dt if dt > 0 else None
-                    frames_acc, t0 = 0, time.perf_counter()
-                    row = {"kind": "train", "step": self.step, "epoch": self.epoch, **terms_acc,
-                           "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
-                           "frames_per_s": fps, "skipped": skipped}
-                    if self.amp == "fp16":
-                        row["loss_scale"] = float(self.scaler.get_scale())
-                    if metrics:
-                        metrics.write(row)
-                    progress.update(self.step, terms_acc, row["lr"], fps)
-                # ---- validation, then quick evaluation (rank 0), then checkpoints; best.pt is
-                # decided at the same step as the measurement it follows, so it holds those weights
-                is_best = False
-                if self.val_batches and s.val_every and (self.step % s.val_every == 0 or self.step == s.steps):
-                    is_best = self._validate(metrics)
-                if self.eval_every and (self.step % self.eval_every == 0 or self.step == s.steps):
-                    better = self._evaluate(metrics)
-                    is_best = better if self.best_metric != "loss" else is_best
-                if (s.checkpoint_every and self.step % s.checkpoint_every == 0) or self.step == s.steps or want_stop or is_best:
-                    last_path = self.save_checkpoint(best=is_best) or last_path
+                    self._skip_step(run, ids if local_bad else None, metrics)
+                else:
+                    self._optimizer_step(run, terms)
+                    progress.advance(self.step)
+                    self._log_step(run, terms, grad_norm, metrics, progress)
+                    self._measure_and_save(run, metrics, want_stop)
                 if want_stop:
-                    stopped = "interrupted"
+                    run.stopped = "interrupted"
                     break
-            if stopped == "interrupted" and last_path is None:
-                last_path = self.save_checkpoint()
+            if run.stopped == "interrupted" and run.last_path is None:
+                run.last_path = self.save_checkpoint()
         if metrics:
             metrics.close()
         best = self.ckpt_dir / "best.pt"
         return RunSummary(
-            step=self.step, epoch=self.epoch, stopped=stopped,
+            step=self.step, epoch=self.epoch, stopped=run.stopped,
             last_checkpoint=str(self.ckpt_dir / "last.pt") if self.dist.is_main else None,
             best_checkpoint=str(best) if best.exists() else None, best_val_loss=self.best_val,
             best_metric=self.best_metric, best_metric_value=self.best_value,
-            last_losses=last_terms, frames_per_s=fps, skipped_steps=skipped,
+            last_losses=run.last_terms, frames_per_s=run.fps, skipped_steps=run.skipped,
         )
+
+    def _forward_backward(self, run: "_FitState") -> tuple[float, dict, list[str], bool]:
+        """Forward/backward over grad_accumulation batches (no host sync in there), then one host
+        sync for the gradient norm, the loss and its terms: (grad_norm, terms, ids, non-finite?)."""
+        s = self.s
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, terms_list, ids = [], [], []
+        for micro in range(s.grad_accumulation):
+            epoch, consumed, batch = next(run.stream)
+            self.epoch, self.batch_in_epoch = epoch, consumed
+            run.frames_acc += self.task.frames(batch)  # on the CPU batch: no device sync
+            ids += self.task.utterance_ids(batch)
+            batch = self.task.to_device(batch, self.device)
+            sync = micro == s.grad_accumulation - 1 or not self.dist.enabled
+            with self.ddp.no_sync() if not sync else nullcontext():  # accumulate locally
+                with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    loss, terms = self.task.loss(self.train_model, batch, self.step + 1, epoch)
+                loss = loss.float()
+                if "after_loss" in self.hooks:
+                    loss = self.hooks["after_loss"](self.step + 1, loss)
+                # a non-finite loss still goes through backward: every DDP rank must join
+                # the gradient all-reduce; the step is skipped afterwards on all ranks together
+                self.scaler.scale(loss / s.grad_accumulation).backward()
+            losses.append(loss.detach())
+            terms_list.append(terms)
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm_t = (torch.nn.utils.clip_grad_norm_(params, s.grad_clip) if params
+                  else torch.zeros((), device=self.device))
+        keys = list(terms_list[0])
+        term_t = torch.stack([torch.stack([t[k].float() for t in terms_list]).mean() for k in keys])
+        vals = torch.cat([norm_t.float().reshape(1), torch.stack(losses).mean().reshape(1), term_t]).tolist()
+        grad_norm, loss_value = vals[0], vals[1]
+        # fp16: the GradScaler skips steps with inf/NaN gradients by itself (and lowers its scale)
+        local_bad = not math.isfinite(loss_value) or (not math.isfinite(grad_norm) and not self.scaler.is_enabled())
+        return grad_norm, dict(zip(keys, vals[2:])), ids, local_bad
+
+    def _skip_step(self, run: "_FitState", ids: list[str] | None, metrics: MetricsLog | None) -> None:
+        """A non-finite loss or gradient on some rank: skip the step everywhere; K in a row stop the
+        run naming the utterances (`ids` None: the bad batch was another rank's)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler.is_enabled():
+            self.scaler.update()  # closes this step's unscale_; lowers the scale on overflow
+        run.nonfinite_run += 1
+        run.skipped += 1
+        where = ", ".join(ids) if ids is not None else "(on another rank)"
+        log.warning("non-finite loss/gradient at step %d (skipped, %d in a row); batch: %s",
+                    self.step + 1, run.nonfinite_run, where)
+        if run.nonfinite_run >= self.s.max_nonfinite:
+            if metrics:
+                metrics.close()
+            last_ckpt = self.ckpt_dir / "last.pt"
+            raise TrainingError(
+                f"{run.nonfinite_run} non-finite losses in a row at step {self.step + 1}; last batch's "
+                f"utterances: {where}. Check these files, lower the lr, or try --amp-dtype bf16 / --no-amp."
+                + (f" The last good checkpoint is {last_ckpt} (--resume continues from it)."
+                   if last_ckpt.exists() else "")
+            )
+
+    def _optimizer_step(self, run: "_FitState", terms: dict) -> None:
+        run.nonfinite_run = 0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
+        run.last_terms = terms
+
+    def _log_step(self, run: "_FitState", terms: dict, grad_norm: float, metrics: MetricsLog | None,
+                  progress: TrainProgress) -> None:
+        if not (self.step % self.s.log_every == 0 or self.step == self.s.steps):
+            return
+        dt = time.perf_counter() - run.t0
+        run.fps = run.frames_acc * self.dist.world_size / dt if dt > 0 else None
+        run.frames_acc, run.t0 = 0, time.perf_counter()
+        row = {"kind": "train", "step": self.step, "epoch": self.epoch, **terms,
+               "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm,
+               "frames_per_s": run.fps, "skipped": run.skipped}
+        if self.amp == "fp16":
+            row["loss_scale"] = float(self.scaler.get_scale())
+        if metrics:
+            metrics.write(row)
+        progress.update(self.step, terms, row["lr"], run.fps)
+
+    def _measure_and_save(self, run: "_FitState", metrics: MetricsLog | None, want_stop: bool) -> None:
+        """Validation, then the quick evaluation (rank 0), then checkpoints: best.pt is decided at
+        the step of the measurement it follows, so it holds those very weights."""
+        s = self.s
+        is_best = False
+        if self.val_batches and s.val_every and (self.step % s.val_every == 0 or self.step == s.steps):
+            is_best = self._validate(metrics)
+        if self.eval_every and (self.step % self.eval_every == 0 or self.step == s.steps):
+            better = self._evaluate(metrics)
+            is_best = better if self.best_metric != "loss" else is_best
+        if (s.checkpoint_every and self.step % s.checkpoint_every == 0) or self.step == s.steps or want_stop or is_best:
+            run.last_path = self.save_checkpoint(best=is_best) or run.last_path
 
     def _averaged(self, model: torch.nn.Module):
         """What is measured is what the checkpoint holds: the averaged weights when EMA is on."""
-        return self.ema.applied(model) if self.ema is not None else _nullcontext()
+        return self.ema.applied(model) if self.ema is not None else nullcontext()
 
     def _validate(self, metrics: MetricsLog | None) -> bool:
         """Validation loss on rank 0 (other ranks wait at the next collective). True = new best."""
@@ -782,54 +478,3 @@ class Trainer:
             dist.broadcast(t, src=0)
             is_best, self.eval_every = bool(t[0]), int(t[1])
         return is_best
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _Progress:
-    """A rich progress bar: step, each loss term, lr, frames/s (no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.enabled, self.total, self.start = enabled, total, start
-        self.bar = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-            )
-            self.bar.__enter__()
-            self.task_id = self.bar.add_task("train", total=self.total, completed=self.start, info="")
-        return self
-
-    def advance(self, step: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task_id, completed=step)
-
-    def update(self, step: int, terms: dict, lr: float, fps: float | None) -> None:
-        if self.bar is None:
-            return
-        info = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
-        info += f" lr {lr:.2e}" + (f" {fps / 1000:.1f}k fr/s" if fps else "")
-        self.bar.update(self.task_id, completed=step, info=info)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False
-
-
-__all__ = [
-    "TrainSettings", "Task", "Trainer", "TrainingError", "RunSummary", "DistInfo", "setup_distributed",
-    "cleanup_distributed", "load_training_checkpoint", "rng_state", "set_rng_state", "seed_everything",
-    "resolve_amp", "unwrap",
-]

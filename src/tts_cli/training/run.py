@@ -1,7 +1,8 @@
 """What every `tts train` stage does around the Trainer, whatever the model: the recipe, the run
 folder (start, resume or refuse), logging and DDP set-up, settings overrides and the closing summary.
 
-Light at import (no torch): `tts_cli.stages.train` re-exports `TrainConfigError` from here.
+Checkpoints of a run are written and read back through `write_training_checkpoint` /
+`load_training_checkpoint` (our format, plus what resuming needs).
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from tts_cli.errors import ConfigError, TrainConfigError
+from tts_cli.checkpoints.format import save_checkpoint
+from tts_cli.checkpoints.load import load_checkpoint
+from tts_cli.errors import CheckpointError, ConfigError, TrainConfigError, TrainingError
 
 log = logging.getLogger("tts_cli.train")
 
@@ -48,7 +51,7 @@ def load_train_config(config: str | Path | dict | None, presets: Mapping, defaul
 
 def train_settings(train_dict: dict, **overrides):
     """TrainSettings from a `train:` section plus the command-line values given (None = not given)."""
-    from tts_cli.training.loop import TrainSettings
+    from tts_cli.training.settings import TrainSettings
 
     merged = {**train_dict, **{k: v for k, v in overrides.items() if v is not None}}
     try:
@@ -80,8 +83,6 @@ def open_run(run: Path, kind: str, config, resolve: Callable[[object], dict], re
 
     `--resume` with RUN/checkpoints/last.pt continues that run with its saved config; without
     `--resume` an existing run is refused rather than overwritten."""
-    from tts_cli.training.loop import load_training_checkpoint
-
     last = run / "checkpoints" / "last.pt"
     if resume and last.exists():
         ckpt = load_training_checkpoint(last)
@@ -206,7 +207,7 @@ def setup_logging(is_main: bool) -> None:
 @contextmanager
 def distributed_run(device: str | None) -> Iterator[tuple]:
     """(DistInfo, torch.device) for this process (DDP from torchrun's env vars); torn down on exit."""
-    from tts_cli.training.loop import cleanup_distributed, setup_distributed
+    from tts_cli.training.runtime import cleanup_distributed, setup_distributed
 
     dist_info, dev = setup_distributed(device)
     setup_logging(dist_info.is_main)
@@ -216,53 +217,21 @@ def distributed_run(device: str | None) -> Iterator[tuple]:
         cleanup_distributed()
 
 
-# ----------------------------------------------------------------------------- fit + summary
-
-def fit(task, settings, run: Path, loader, sampler, val_batches: list, device, dist_info, resume_ckpt,
-        progress: bool, hooks: dict | None, console, model: str, **extra) -> dict:
-    """Run the Trainer; the summary dict (plus `extra`), printed as a table on the main process."""
-    from tts_cli.training.loop import Trainer
-
-    trainer = Trainer(task, settings, run, loader, sampler, val_batches=val_batches, device=device,
-                      dist_info=dist_info, resume_from=resume_ckpt, show_progress=progress, hooks=hooks)
-    result = trainer.fit()
-    summary = {
-        "run": str(run), "step": result.step, "steps": settings.steps, "epoch": result.epoch,
-        "stopped": result.stopped, "last_checkpoint": result.last_checkpoint,
-        "best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss,
-        "best_metric": result.best_metric, "best_metric_value": result.best_metric_value,
-        "losses": result.last_losses, "frames_per_s": result.frames_per_s,
-        "skipped_steps": result.skipped_steps, **extra,
-    }
-    if dist_info.is_main:
-        print_summary(console, summary, model)
-    return summary
+def write_training_checkpoint(path: Path, payload: dict) -> None:
+    """Through `tts_cli.checkpoints.format.save_checkpoint` (atomic, self-describing, weights_only-safe)."""
+    p = dict(payload)
+    p.pop("format_version", None)
+    save_checkpoint(path, p.pop("model"), p.pop("config"), p.pop("symbols", None), p.pop("step"), **p)
 
 
-def print_summary(console, s: dict, model: str = "fastpitch") -> None:
-    from rich.table import Table
-
-    t = Table(title=f"tts train: {s['stopped']}", show_header=False)
-    t.add_row("run", s["run"])
-    t.add_row("step", f"{s['step']} / {s['steps']} (epoch {s['epoch']})")
-    for k, v in (s["losses"] or {}).items():
-        t.add_row(f"loss {k}", f"{v:.4f}")
-    if s["best_val_loss"] is not None:
-        t.add_row("best val loss", f"{s['best_val_loss']:.4f}")
-    if s.get("best_metric", "loss") != "loss" and s.get("best_metric_value") is not None:
-        t.add_row(f"best {s['best_metric']} (best.pt)", f"{s['best_metric_value']:.4f}")
-    if s["frames_per_s"]:
-        t.add_row("frames/s", f"{s['frames_per_s']:,.0f}")
-    if s["skipped_steps"]:
-        t.add_row("skipped (non-finite)", str(s["skipped_steps"]))
-    t.add_row("last checkpoint", str(s["last_checkpoint"]))
-    if s["best_checkpoint"]:
-        t.add_row("best checkpoint", s["best_checkpoint"])
-    if s["stopped"] == "interrupted":
-        model_flag = "" if model == "fastpitch" else f" --model {model}"
-        t.add_row("continue with", f"tts train WORK{model_flag} --out {s['run']} --resume --steps {s['steps']}")
-    console.print(t)
-
-
-__all__ = ["TrainConfigError", "load_train_config", "train_settings", "open_run", "run_lock", "write_run_config",
-           "setup_logging", "distributed_run", "fit", "print_summary", "read_yaml"]
+def load_training_checkpoint(path: Path) -> dict:
+    """A checkpoint written by the training loop (weights_only, format-checked by tts_cli.checkpoints)."""
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        raise TrainingError(str(e)) from None
+    for key in ("optimizer", "scheduler", "sampler"):
+        if key not in ckpt:
+            raise TrainingError(f"{path}: not a resumable training checkpoint (no {key!r}); "
+                                "use --init-from to fine-tune from it")
+    return ckpt
