@@ -192,7 +192,7 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
 
     from rich.console import Console
 
-    import tts_cli.stages.evaluate as ev
+    import tts_cli.evaluation.quick as ev
     from tts_cli.stages import train as train_stage
 
     monkeypatch.setattr(ev, "evaluate_checkpoint_quick",
@@ -207,7 +207,7 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
 def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
     import importlib.util
 
-    from tts_cli.asr import resolve_asr_name
+    from tts_cli.evaluation.asr import resolve_asr_name
     from tts_cli.stages.train import _resolve_auto_eval
 
     real = importlib.util.find_spec
@@ -229,7 +229,7 @@ def test_eval_vocoder_is_what_the_cer_listens_through(work, tmp_path, monkeypatc
 
     from rich.console import Console
 
-    import tts_cli.asr as asr_module
+    import tts_cli.evaluation.asr as asr_module
     from tts_cli.stages.train import TrainConfigError
     from tts_cli.vocoders import HiFiGANVocoder
 

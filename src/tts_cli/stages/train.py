@@ -286,7 +286,7 @@ def train(
             else:
                 log.warning("%s: no validation split; best.pt will not be written", ws.root)
             if settings.eval_every and val_rows:
-                from tts_cli.asr import ASRUnavailable
+                from tts_cli.evaluation.asr import ASRUnavailable
 
                 try:
                     task.enable_evaluation(ws.root, val_rows, symbols, speakers,
@@ -330,7 +330,7 @@ def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str 
     """`eval_asr: auto` -> whisper-base where the [eval] extra is installed, else none;
     `best_metric: auto` -> cer with a recogniser, else mcd (both track the free-running voice,
     unlike the teacher-forced validation loss)."""
-    from tts_cli.asr import resolve_asr_name
+    from tts_cli.evaluation.asr import resolve_asr_name
 
     asr = eval_asr if eval_asr is not None else train_dict.get("eval_asr")
     if asr is not None:
@@ -348,8 +348,8 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
     utterance of their own data (never trained on), scored by CER with a recogniser, else by MCD.
     A clear warning when the voice is not intelligible. `vocoder`: the evaluation's (None = Griffin-Lim)."""
     from tts_cli import checkpoints
-    from tts_cli.asr import ASRUnavailable, load_asr
-    from tts_cli.stages.evaluate import evaluate_checkpoint_quick
+    from tts_cli.evaluation.asr import ASRUnavailable, load_asr
+    from tts_cli.evaluation.quick import evaluate_checkpoint_quick
 
     path = summary.get("best_checkpoint") or summary.get("last_checkpoint")
     rows = ws.load_manifest("val")

@@ -8,7 +8,7 @@ needs and what users of peer toolkits lose most often:
 - checkpoints written atomically: RUN/checkpoints/step_N.pt (last K kept), last.pt (newest),
   best.pt (lowest validation loss, or lowest `best_metric` of the quick evaluation, see below);
 - `eval_every` N: every N steps (and at the last step) the task's `evaluate` (FastPitch: MCD,
-  duration MAE, CER with an ASR, `tts_cli.stages.evaluate.evaluate_checkpoint_quick`) runs on
+  duration MAE, CER with an ASR, `tts_cli.evaluation.quick.evaluate_checkpoint_quick`) runs on
   rank 0 and writes a {"kind": "eval"} row; it never changes the RNG streams, so a run with
   evaluation trains exactly as one without;
 - Ctrl-C / SIGTERM: finish the current step, save, exit cleanly;
