@@ -89,5 +89,4 @@ def evaluate_checkpoint_quick(
     return {"mcd": mean(mcds), "dur_mae": mean(maes), "cer": mean(cers), "cer_folded": mean(folded), "n": len(rows)}
 
 
-
 __all__ = ["evaluate_checkpoint_quick"]

@@ -17,7 +17,6 @@ SPEAKER_KEYS = ("cer", "ref_cer", "dnsmos_p808", "mcd_db", "syn_f0_median_hz", "
                 "ref_f0_range_st", "speaking_rate_diff_pct", "rtf")
 
 
-
 def summarize_key(records: list[dict], key: str) -> dict:
     from tts_cli.evaluation.metrics import summarize
 
@@ -184,7 +183,6 @@ def plot_compare(path: Path, plots: list[dict]) -> Path:
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
-
 
 
 __all__ = ["SUMMARY_KEYS", "SPEAKER_KEYS", "summarize_key", "by_speaker", "json_safe", "print_table", "plot_compare"]

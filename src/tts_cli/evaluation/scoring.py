@@ -149,5 +149,4 @@ def _f0(wav: np.ndarray, n_frames: int, speaker: str | None, ctx: dict) -> np.nd
                       hop_length=int(ctx["audio_cfg"].hop_length), n_frames=n_frames)
 
 
-
 __all__ = ["DurationModel", "score_utterance"]

@@ -23,7 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..workspace import Workspace, WorkspaceError, atomic_write_jsonl, atomic_write_text, read_jsonl
+from .align_data import clear_mel_cache, load_items, load_mel, query_features
+from .align_durations import extract_durations
+from .align_settings import learned_settings, workspace_config
 from .align_training import CKPT_FORMAT  # noqa: F401 - re-exported: tts_cli.voices reads it from here
+from .align_training import aligner_from_checkpoint, is_auto, resolve_init_from, train_aligner
 
 
 def align(work: str | Path, steps: int | None = None, batch_size: int | None = None, device: str = "cpu",
@@ -43,10 +47,6 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     from rich.console import Console
 
     from ..config import check_device
-    from .align_data import clear_mel_cache, load_items, load_mel
-    from .align_durations import extract_durations
-    from .align_settings import learned_settings, workspace_config
-    from .align_training import is_auto, resolve_init_from
 
     console = console or Console(stderr=True)
     ws = Workspace(work)
@@ -98,8 +98,6 @@ def _aligner(ws: Workspace, items: list, skipped: list[dict], symbols: list[str]
     trained on WORK, and WORK/align_config.yaml saying which. Utterances whose query features
     cannot be computed move to `skipped`."""
     from ..config import dump_yaml
-    from .align_data import query_features
-    from .align_training import aligner_from_checkpoint, train_aligner
 
     if from_checkpoint is not None:
         model, dims = aligner_from_checkpoint(from_checkpoint, symbols, n_mel, cfg.temperature)

@@ -197,7 +197,6 @@ def batch_for_step(n_items: int, lengths: np.ndarray, batch_size: int, seed: int
     return batches[order[k % len(batches)]]
 
 
-
 def clear_mel_cache() -> None:
     """Forget cached frames: a stage run may follow one in the same process after mels were rewritten."""
     _MEL_CACHE.clear()

@@ -40,6 +40,9 @@ import numpy as np
 
 from ..workspace import (Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text,
                          read_jsonl)
+from .align_data import Utterance
+from .align_durations import plot_alignment
+from .align_settings import align_config, learned_settings, workspace_config
 
 TEACHER_FILE = "teacher_durations.jsonl"
 SIDECAR_DIR = "teacher"
@@ -290,14 +293,11 @@ def _timing_problem(row: dict, t: TeacherRow, sample_rate: int, hop: int) -> str
 
 def _plot(ws: Workspace, row: dict, dur: np.ndarray) -> None:
     """alignments/<id>.png with the learned stage's plot, the teacher's hard path as the image."""
-    from .align_data import Utterance
-    from .align_durations import plot_alignment as plot
-
     n = int(row["n_frames"])
     hard = np.zeros((n, len(dur)), dtype=np.float32)
     hard[np.arange(n), np.repeat(np.arange(len(dur)), dur)] = 1.0
     utt = Utterance(row["id"], np.zeros(len(dur), np.int64), n, list(row["symbols"]), np.zeros(len(dur), bool))
-    plot(ws.dir("alignments") / f"{row['id']}.png", utt, hard, dur)
+    plot_alignment(ws.dir("alignments") / f"{row['id']}.png", utt, hard, dur)
 
 
 def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False, fallback: str = "skip",
@@ -312,7 +312,6 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     from rich.console import Console
 
     from ..config import audio_config
-    from .align_settings import align_config, learned_settings, workspace_config
 
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
@@ -445,6 +444,7 @@ def _write_align_config(ws: Workspace, settings: dict, corpus: Path, learned_ran
         doc["fallback_learned"] = yaml.safe_load(learned_cfg.read_text(encoding="utf-8"))
     atomic_write_text(ws.root / "align_config.yaml", dump_yaml(doc))
     return doc
+
 
 def _same(path: Path, dur: np.ndarray) -> bool:
     try:

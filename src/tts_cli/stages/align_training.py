@@ -280,5 +280,4 @@ def _bin_weight(cfg: AlignConfig, step: int) -> float:
     return cfg.bin_weight * min(1.0, (step - cfg.bin_start + 1) / max(1, cfg.bin_warmup))
 
 
-
 __all__ = ["CKPT_FORMAT", "aligner_from_checkpoint", "is_auto", "resolve_init_from", "train_aligner"]

@@ -24,6 +24,11 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+from tts_cli.config import AudioConfig, audio_config
+from tts_cli.evaluation.report import SUMMARY_KEYS, by_speaker, json_safe, plot_compare, print_table, summarize_key
+from tts_cli.evaluation.scoring import DurationModel, score_utterance
+from tts_cli.workspace import Workspace, atomic_write_json
+
 log = logging.getLogger(__name__)
 
 N_PLOTS = 3  # utterances drawn in compare.png
@@ -152,10 +157,6 @@ def evaluate(
     """
     from rich.console import Console
 
-    from tts_cli.config import AudioConfig, audio_config
-    from tts_cli.evaluation.report import by_speaker, json_safe, print_table
-    from tts_cli.workspace import Workspace, atomic_write_json
-
     console = console or Console(stderr=True)
     if data is None and texts is None:
         raise EvaluateError("nothing to evaluate: give a workspace (--data) or a text file (--texts)")
@@ -251,8 +252,6 @@ def _load_dnsmos(enabled: bool, console) -> tuple[Any, dict]:
 
 def _duration_model(ws, synth, model, device: str):
     """The FastPitch that predicts durations for the reference symbols; None without a workspace."""
-    from tts_cli.evaluation.scoring import DurationModel
-
     if ws is None:
         return None
     duration_model = None
@@ -269,8 +268,6 @@ def _score_all(items: list[dict], synth, recognizer, ctx: dict, n_plots: int, pr
                console) -> tuple[list[dict], list[dict], list[dict]]:
     """(records, plot data of the first `n_plots` with a reference, failures) over all items."""
     from rich.markup import escape
-
-    from tts_cli.evaluation.scoring import score_utterance
 
     records, plots, failures = [], [], []
     with _progress(progress, console, len(items)) as advance:
@@ -289,14 +286,10 @@ def _score_all(items: list[dict], synth, recognizer, ctx: dict, n_plots: int, pr
 
 
 def _summary(records: list[dict]) -> dict:
-    from tts_cli.evaluation.report import SUMMARY_KEYS, summarize_key
-
     return {k: summarize_key(records, k) for k in SUMMARY_KEYS if any(r.get(k) is not None for r in records)}
 
 
 def _add_plot(report: dict, out: Path, plots: list[dict]) -> None:
-    from tts_cli.evaluation.report import plot_compare
-
     try:
         report["plot"] = str(plot_compare(out / "compare.png", plots).relative_to(out))
     except Exception as e:  # noqa: BLE001 - a plotting problem must not lose the numbers
@@ -306,7 +299,6 @@ def _add_plot(report: dict, out: Path, plots: list[dict]) -> None:
 def _vocoder_used(synth) -> str | None:
     voc = getattr(synth, "vocoder", None)
     return voc.describe() if hasattr(voc, "describe") else None
-
 
 
 class _progress:
@@ -328,7 +320,6 @@ class _progress:
         if self.enabled:
             self.p.__exit__(*exc)
         return False
-
 
 
 __all__ = ["EvaluateError", "evaluate", "default_report_dir", "read_texts"]

@@ -17,6 +17,10 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+# light (numpy only); torch comes with tts_cli.synthesis, imported where a voice is opened
+from tts_cli.audio import AudioError, audio_format, save_audio, save_wav as write_wav, wav_bytes
+from tts_cli.workspace import atomic_save_npy, atomic_write_json, check_output_dir, check_output_file
+
 
 @contextmanager
 def _plain_warnings(console):
@@ -36,8 +40,6 @@ def _plain_warnings(console):
 
 
 def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> list[Path]:
-    from tts_cli.workspace import atomic_save_npy, atomic_write_json
-
     written = []
     if save_mel:
         written.append(atomic_save_npy(stem.with_name(stem.name + ".mel.npy"), result.mel.astype("float32")))
@@ -151,9 +153,7 @@ def synthesize_command(
 
 def _check_request(text: str | None, input_file, output: str, output_dir, controls: dict) -> None:
     """The text, the controls and where the audio goes, checked before any model is loaded or text spoken."""
-    from tts_cli.audio import AudioError, audio_format
     from tts_cli.synthesis import SynthesisError, check_controls
-    from tts_cli.workspace import check_output_dir, check_output_file
 
     if input_file is None and (text is None or not text.strip()):
         raise SynthesisError("nothing to say: give a TEXT argument ('-' reads stdin) or -i/--input-file FILE")
@@ -200,8 +200,6 @@ def _open_voice(model, run, voice, engine: str, *, vocoder, device, precision, b
 
 def _speak_text(synth, text: str, controls: dict, output: str, extras: dict) -> tuple[list, list]:
     """One text to `output` (a file, or WAV bytes on stdout for '-'); (results, table rows)."""
-    from tts_cli.audio import save_audio, wav_bytes
-
     result = synth.synthesize(text, **controls)
     if output == "-":
         sys.stdout.buffer.write(wav_bytes(result.wav, result.sample_rate))
@@ -222,7 +220,6 @@ def _speak_file(synth, input_file, output_dir, controls: dict, batch_size: int, 
     from rich.markup import escape
     from rich.progress import Progress
 
-    from tts_cli.audio import save_wav as write_wav
     from tts_cli.synthesis import SynthesisError, read_input_file
 
     items = read_input_file(input_file, with_lines=True)
@@ -269,5 +266,6 @@ def _print_table(console, rows: list[tuple[str, object, str]]) -> None:
         table.add_row(uid, f"{r.seconds:.2f}", f"{r.compute_s:.3f}", f"{r.rtf:.3f}", where)
     if rows:
         console.print(table)
+
 
 __all__ = ["synthesize_command"]
