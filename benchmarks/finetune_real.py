@@ -64,7 +64,7 @@ def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
         cers += [u["cer"] for u in result.get("utterances", []) if u.get("cer") is not None]
     if not cers:
         return None
-    from tts_cli.metrics import summarize
+    from tts_cli.evaluation.metrics import summarize
 
     return summarize(cers)
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tts_cli import dnsmos
+from tts_cli.evaluation import dnsmos
 
 SR = 22050
 

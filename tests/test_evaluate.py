@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tts_cli import asr as asr_mod
-from tts_cli.metrics import cer
+from tts_cli.evaluation import asr as asr_mod
+from tts_cli.evaluation.metrics import cer
 
 SR = 22050
 
@@ -177,7 +177,8 @@ def test_evaluate_texts_file_and_bad_utterance(work, tmp_path, monkeypatch):
 
 
 def test_evaluate_needs_something_to_evaluate(tmp_path):
-    from tts_cli.stages.evaluate import EvaluateError, evaluate
+    from tts_cli.errors import EvaluateError
+    from tts_cli.stages.evaluate import evaluate
 
     with pytest.raises(EvaluateError, match="no such checkpoint file or run folder"):
         evaluate(tmp_path / "missing.pt", data=tmp_path, progress=False)
@@ -203,7 +204,7 @@ def test_quick_evaluation_of_a_model_in_training(tmp_path):
     from helpers_workspace import make_workspace
 
     from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
-    from tts_cli.stages.evaluate import evaluate_checkpoint_quick
+    from tts_cli.evaluation.quick import evaluate_checkpoint_quick
     from tts_cli.workspace import Workspace
 
     work = make_workspace(tmp_path / "w", n_utts=6, n_val=2)

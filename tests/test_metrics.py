@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import tone
-from tts_cli.metrics import (cer, dtw_path, duration_mae_frames, duration_stats, edit_distance, f0_level_range,
+from tts_cli.evaluation.metrics import (cer, dtw_path, duration_mae_frames, duration_stats, edit_distance, f0_level_range,
                              f0_rmse_cents, fold_accents, mcd_dtw, mcd_dtw_mels, mel_cepstrum, normalize_for_scoring, summarize,
                              text_scores, wer)
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tts_cli.checkpoints.format import save_checkpoint
-from tts_cli.stages.align import align, batch_for_step
+from tts_cli.stages.align import align
+from tts_cli.stages.align_data import batch_for_step
 from tts_cli.stages.align_eval import evaluate, predicted_phones
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
@@ -282,7 +283,7 @@ def make_wav_workspace(root: Path, n_utts: int = 4, seed: int = 0) -> dict[str, 
 
 def test_query_features_use_a_shorter_window_on_the_same_frames(tmp_path):
     from tts_cli.config import AudioConfig
-    from tts_cli.stages.align import QueryFeatures, _load_items
+    from tts_cli.stages.align_data import QueryFeatures, load_items as _load_items
 
     make_wav_workspace(tmp_path, n_utts=1)
     ws = Workspace(tmp_path)
@@ -325,7 +326,7 @@ def test_unreadable_wav_is_reported_and_skipped(tmp_path):
 
 
 def test_edge_silence_moves_lead_in_and_trail_out_frames_onto_edge_spaces():
-    from tts_cli.stages.align import edge_silence
+    from tts_cli.stages.align_durations import edge_silence
 
     quiet, loud = np.full(80, np.log(1e-5), np.float32), np.zeros(80, np.float32)
     mel = np.stack([quiet] * 3 + [loud] * 3 + [quiet] * 2, axis=1)  # 3 silent, 3 loud, 2 silent frames
@@ -357,7 +358,7 @@ def test_align_gives_the_lead_in_silence_to_a_leading_space(tmp_path):
 def test_stress_marks_are_left_out_of_the_aligner_input_and_get_no_frames(tmp_path):
     from rich.console import Console
 
-    from tts_cli.stages.align import _load_items
+    from tts_cli.stages.align_data import load_items as _load_items
 
     make_workspace(tmp_path, n_utts=1)
     ws = Workspace(tmp_path)

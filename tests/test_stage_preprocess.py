@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from conftest import tone, write_ljspeech
 from tts_cli.cli import app
-from tts_cli.stages.preprocess import PreprocessError, preprocess
+from tts_cli.errors import PreprocessError
+from tts_cli.stages.preprocess import preprocess
 from tts_cli.workspace import Workspace, read_jsonl
 
 GOOD = [

@@ -193,10 +193,9 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
 
     from rich.console import Console
 
-    import tts_cli.stages.evaluate as ev
-    from tts_cli.stages import train as train_stage
+    import tts_cli.evaluation.held_out as held_out
 
-    monkeypatch.setattr(ev, "evaluate_checkpoint_quick",
+    monkeypatch.setattr(held_out, "evaluate_checkpoint_quick",
                         lambda *a, **k: {"mcd": 9.0, "dur_mae": 3.0, "cer": 0.55, "cer_folded": 0.5, "n": 2})
     out = StringIO()
     s = run_train(work, tmp_path / "run", cfg(4, val_every=2, val_samples=0), console=Console(file=out, width=200))
@@ -208,7 +207,7 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
 def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
     import importlib.util
 
-    from tts_cli.asr import resolve_asr_name
+    from tts_cli.evaluation.asr import resolve_asr_name
     from tts_cli.training.fastpitch_job import _resolve_auto_eval
 
     real = importlib.util.find_spec
@@ -230,7 +229,7 @@ def test_eval_vocoder_is_what_the_cer_listens_through(work, tmp_path, monkeypatc
 
     from rich.console import Console
 
-    import tts_cli.asr as asr_module
+    import tts_cli.evaluation.asr as asr_module
     from tts_cli.errors import TrainConfigError
     from tts_cli.inference.vocoders import HiFiGANVocoder
 

@@ -70,7 +70,7 @@ def preprocess(
     normalize_peak: Optional[bool] = typer.Option(None, "--peak-normalize/--no-peak-normalize", help="Peak-normalise audio."),
 ) -> None:
     """Read a dataset, normalise and phonemise its text, and write mels and a manifest to a workspace."""
-    from .stages.preprocess import preprocess as run
+    from tts_cli.stages.preprocess import preprocess as run
 
     overrides = {
         "audio": {"sample_rate": sample_rate, "trim_silence": trim, "trim_top_db": trim_db, "peak_normalize": normalize_peak},
@@ -153,7 +153,7 @@ def train(
     best_metric: Optional[str] = typer.Option(None, "--best-metric", help="What best.pt minimises: loss (validation) | mcd | cer | dur_mae (need --eval-every)."),
 ) -> None:
     """Train FastPitch or a HiFi-GAN vocoder on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
-    from .stages.train import train as run
+    from tts_cli.stages.train import train as run
 
     amp_setting = None if amp is None else (amp_dtype or "auto") if amp else "none"
     if amp_setting is None and amp_dtype:
@@ -163,7 +163,7 @@ def train(
     if model == "fastpitch" and gta is not None:
         _fail("--gta belongs to vocoder training: add --model hifigan")
     if model == "hifigan":
-        from .stages.train_hifigan import train_hifigan
+        from tts_cli.stages.train_hifigan import train_hifigan
 
         fastpitch_only = [n for n, v in (("--alignment", alignment), ("--batch-frames", batch_frames),
                                          ("--max-frames", max_frames), ("--freeze", freeze),
@@ -359,7 +359,7 @@ def evaluate(
     dnsmos: bool = typer.Option(True, "--dnsmos/--no-dnsmos", help="Naturalness by DNSMOS P.808 / OVRL (needs `pip install -e .\\[eval]`; skipped with a note when missing)."),
 ) -> None:
     """Score a voice: intelligibility by offline speech recognition (CER/WER), DNSMOS, MCD, F0 and duration error."""
-    from .stages.evaluate import evaluate as run
+    from tts_cli.stages.evaluate import evaluate as run
 
     if data is None and texts is None:
         _fail("give a workspace (--data WORK) or a text file (--texts FILE)")

@@ -187,7 +187,6 @@ def build_sample_corpus(
     already built with the same settings is left as it is (unless `force`).
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = console or Console()
     out = Path(out)
@@ -222,22 +221,7 @@ def build_sample_corpus(
     plan = _plan(texts, voices, repeat)
     multi = len(voices) > 1
     folder = {s.name: (out / s.name if multi else out) for s in voices}
-    truth: dict[str, dict] = {}
-    rows: dict[str, list[str]] = {s.name: [] for s in voices}
-    files: list[str] = []
-    with Progress(TextColumn("[bold]Speaking[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not progress) as bar:
-        task = bar.add_task("speak", total=len(plan))
-        for utt_id, speaker, text in plan:
-            samples, sample_rate, events = speak(text, speaker.voice, rate)
-            rng = np.random.default_rng([seed, zlib.crc32(utt_id.encode())])
-            audio, lead = _pad_and_noise(samples, sample_rate, rng)
-            wav = folder[speaker.name] / "wavs" / f"{utt_id}.wav"
-            save_wav(wav, audio, sample_rate)
-            files.append(wav.relative_to(out).as_posix())
-            truth[utt_id] = _truth_entry(text, speaker, events, lead, len(audio), sample_rate)
-            rows[speaker.name].append(f"{utt_id}|{text}|{text}\n")
-            bar.advance(task)
+    truth, rows, files = _speak_all(plan, voices, folder, out, rate, seed, console, progress)
 
     for speaker in voices:
         metadata = folder[speaker.name] / "metadata.csv"
@@ -256,6 +240,32 @@ def build_sample_corpus(
     })
     console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
     return summary
+
+
+def _speak_all(plan: list[tuple[str, Speaker, str]], voices: list[Speaker], folder: dict[str, Path], out: Path,
+               rate: int | None, seed: int, console, progress: bool) -> tuple[dict, dict, list[str]]:
+    """Speak every planned utterance to its wav; ({id: truth entry}, {speaker: metadata lines},
+    files written relative to `out`)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    truth: dict[str, dict] = {}
+    rows: dict[str, list[str]] = {s.name: [] for s in voices}
+    files: list[str] = []
+    with Progress(TextColumn("[bold]Speaking[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not progress) as bar:
+        task = bar.add_task("speak", total=len(plan))
+        for utt_id, speaker, text in plan:
+            samples, sample_rate, events = speak(text, speaker.voice, rate)
+            # seeded per utterance, so its padding and noise do not depend on the rest of the plan
+            rng = np.random.default_rng([seed, zlib.crc32(utt_id.encode())])
+            audio, lead = _pad_and_noise(samples, sample_rate, rng)
+            wav = folder[speaker.name] / "wavs" / f"{utt_id}.wav"
+            save_wav(wav, audio, sample_rate)
+            files.append(wav.relative_to(out).as_posix())
+            truth[utt_id] = _truth_entry(text, speaker, events, lead, len(audio), sample_rate)
+            rows[speaker.name].append(f"{utt_id}|{text}|{text}\n")
+            bar.advance(task)
+    return truth, rows, files
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -114,33 +114,8 @@ def create_app(service: SpeechService) -> FastAPI:
     app = FastAPI(title="tts-cli speech API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     settings = service.settings
-
-    @app.exception_handler(RequestError)
-    async def _request_error(request: Request, e: RequestError):
-        return error(e.status, str(e), e.param)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, e: RequestValidationError):
-        first = e.errors()[0] if e.errors() else {}
-        return error(400, f"{'.'.join(map(str, first.get('loc', ())))}: {first.get('msg', 'invalid request')}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, e: StarletteHTTPException):
-        return error(e.status_code, str(e.detail), headers=getattr(e, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, e: Exception):
-        log.exception("request failed")  # the traceback stays in the server's log
-        return error(500, f"internal error ({type(e).__name__}); the server is still running")
-
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if settings.api_key and request.url.path.startswith("/v1/"):
-            got = request.headers.get("authorization", "")
-            token = got[7:] if got.lower().startswith("bearer ") else ""
-            if not hmac.compare_digest(token.encode(), settings.api_key.encode()):
-                return error(401, "missing or wrong API key: send `Authorization: Bearer KEY`")
-        return await call_next(request)
+    _install_error_handlers(app)
+    _install_auth(app, settings)
 
     @app.get("/health")
     async def health():
@@ -166,17 +141,7 @@ def create_app(service: SpeechService) -> FastAPI:
     @app.post("/v1/audio/speech")
     async def speech(request: Request):
         body = await _read_body(request, settings.max_chars * 4 + BODY_OVERHEAD)
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RequestError(f"the body is not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise RequestError(f"the body must be a JSON object, not {type(data).__name__}")
-        try:
-            req = SpeechRequest.model_validate(data)
-        except ValidationError as e:
-            message, field = _validation_message(e)
-            raise RequestError(message, param=field) from None
+        req = _parse_speech_request(body)
         _check_request(req, service)
         fmt = _check_format(req.response_format)
         if not service.try_admit():  # before anything waits on the workers (a voice's first load too)
@@ -191,6 +156,56 @@ def create_app(service: SpeechService) -> FastAPI:
         return _respond(service, spoken, fmt, req.stream, start, first)
 
     return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error, expected or not, leaves as the JSON error body OpenAI clients understand."""
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, e: RequestError):
+        return error(e.status, str(e), e.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        return error(400, f"{'.'.join(map(str, first.get('loc', ())))}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException):
+        return error(e.status_code, str(e.detail), headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception):
+        log.exception("request failed")  # the traceback stays in the server's log
+        return error(500, f"internal error ({type(e).__name__}); the server is still running")
+
+
+def _install_auth(app: FastAPI, settings) -> None:
+    """With an API key set, /v1/ routes need `Authorization: Bearer KEY`; /health and the page stay open."""
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        if settings.api_key and request.url.path.startswith("/v1/"):
+            got = request.headers.get("authorization", "")
+            token = got[7:] if got.lower().startswith("bearer ") else ""
+            if not hmac.compare_digest(token.encode(), settings.api_key.encode()):
+                return error(401, "missing or wrong API key: send `Authorization: Bearer KEY`")
+        return await call_next(request)
+
+
+def _parse_speech_request(body: bytes) -> SpeechRequest:
+    """The JSON body as a SpeechRequest; RequestError (400) naming the field that is wrong."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RequestError(f"the body is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise RequestError(f"the body must be a JSON object, not {type(data).__name__}")
+    try:
+        return SpeechRequest.model_validate(data)
+    except ValidationError as e:
+        message, field = _validation_message(e)
+        raise RequestError(message, param=field) from None
 
 
 class _AdmittedStream(StreamingResponse):

@@ -39,6 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
+from .align_data import Utterance
+from .align_durations import plot_alignment
+from .align_settings import align_config, learned_settings, workspace_config
 
 TEACHER_FILE = "teacher_durations.jsonl"
 SIDECAR_DIR = "teacher"
@@ -289,13 +292,11 @@ def _timing_problem(row: dict, t: TeacherRow, sample_rate: int, hop: int) -> str
 
 def _plot(ws: Workspace, row: dict, dur: np.ndarray) -> None:
     """alignments/<id>.png with the learned stage's plot, the teacher's hard path as the image."""
-    from .align import Utterance, _plot as plot
-
     n = int(row["n_frames"])
     hard = np.zeros((n, len(dur)), dtype=np.float32)
     hard[np.arange(n), np.repeat(np.arange(len(dur)), dur)] = 1.0
     utt = Utterance(row["id"], np.zeros(len(dur), np.int64), n, list(row["symbols"]), np.zeros(len(dur), bool))
-    plot(ws.dir("alignments") / f"{row['id']}.png", utt, hard, dur)
+    plot_alignment(ws.dir("alignments") / f"{row['id']}.png", utt, hard, dur)
 
 
 def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False, fallback: str = "skip",
@@ -308,10 +309,8 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     from_checkpoint, seed). Returns a summary dict.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..config import audio_config, dump_yaml
-    from .align import align_config, learned_settings, workspace_config
+    from ..config import audio_config
 
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
@@ -334,51 +333,10 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
         console.print(f"[yellow]teacher corpus: {p}[/]")
     index, letters = TeacherIndex(teacher_rows), _teacher_letters()
 
-    counts = {"exact": 0, "equivalent": 0, "approximate": 0, "written": 0, "kept": 0}
-    report, leftovers = [], []
     plot_ids = set(sorted(str(r.get("id")) for r in rows)[:plots])  # as the learned stage: the first ids
-    with Progress(TextColumn("teacher durations"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
-        task = progress.add_task("teacher", total=len(rows))
-        for row in rows:
-            progress.advance(task)
-            uid, syms = str(row.get("id", "?")), list(row.get("symbols") or [])
-            where = row.get("source") or f"{ws.manifest} id {uid}"
-            reason, match = None, None
-            unknown = sorted({s for s in syms if s not in table})
-            if not syms:
-                reason = f"{ws.manifest}: {uid} has no symbols"
-            elif unknown:
-                reason = f"{ws.manifest}: {uid}: symbols not in symbols.json: {' '.join(unknown)}"
-            elif int(row.get("n_frames") or 0) < 1:
-                reason = f"{ws.manifest}: {uid}: n_frames {row.get('n_frames')!r}"
-            else:
-                t, ambiguous = index.find(row)
-                if t is None:
-                    reason = ambiguous or f"{where}: no teacher row for {uid} under {corpus}"
-                else:
-                    reason = _timing_problem(row, t, sample_rate, hop)
-                    if reason is None:
-                        match = match_durations(syms, int(row["n_frames"]), float(row.get("trim_start_s") or 0.0),
-                                                sample_rate, hop, t.tokens, t.durations_s, min_match, letters)
-                        if match.durations is None:
-                            reason = f"{t.where}: " + "; ".join(match.notes)
-            if reason:
-                console.print(f"[yellow]no teacher durations for {uid}: {reason}[/]")
-                leftovers.append(uid)
-                report.append({"id": uid, "source": "teacher", "reasons": [reason]})
-                continue
-            counts[match.kind] += 1
-            if match.notes:
-                report.append({"id": uid, "source": "teacher", "teacher": t.where, "reasons": match.notes})
-            path = ws.duration_path(uid)
-            if not force and path.exists() and _same(path, match.durations):
-                counts["kept"] += 1
-                continue
-            atomic_save_npy(path, match.durations)
-            counts["written"] += 1
-            if uid in plot_ids:
-                _plot(ws, row, match.durations)
+    timing = {"sample_rate": sample_rate, "hop": hop, "min_match": min_match, "letters": letters}
+    counts, report, leftovers = _write_teacher_durations(ws, rows, table, index, corpus, timing, force, plot_ids,
+                                                         console)
 
     if rows and not counts["exact"] + counts["equivalent"] + counts["approximate"]:
         console.print("[yellow]no utterance matched the teacher: was the workspace made from this corpus with "
@@ -395,13 +353,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     settings = {"method": "teacher", "corpus": str(corpus.resolve()), "teacher_folders": [str(f) for f in folders],
                 "sample_rate": sample_rate, "hop_length": hop, "min_match": float(min_match), "fallback": fallback,
                 "plots": plots}
-    doc = {"align": settings, "source": f"teacher:{corpus.resolve()}"}
-    learned_cfg = ws.root / "align_config.yaml"  # just written by the learned fallback
-    if learned_summary is not None and learned_cfg.exists():
-        import yaml
-
-        doc["fallback_learned"] = yaml.safe_load(learned_cfg.read_text(encoding="utf-8"))
-    atomic_write_text(ws.root / "align_config.yaml", dump_yaml(doc))
+    doc = _write_align_config(ws, settings, corpus, learned_summary is not None)
 
     summary = {
         "utterances": len(rows), "teacher_rows": len(teacher_rows), **counts,
@@ -414,6 +366,83 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
                       f"see {ws.align_report}): `tts train` needs them all. Rerun with --fallback learned to "
                       "align those with the learned aligner.[/]")
     return summary
+
+
+def _write_teacher_durations(ws: Workspace, rows: list[dict], table: set, index: TeacherIndex, corpus: Path,
+                             timing: dict, force: bool, plot_ids: set, console) -> tuple[dict, list[dict], list[str]]:
+    """WORK/durations/<id>.npy from the teacher for every row it can align; (counts by match kind
+    and written/kept, report rows, ids left without teacher durations)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    counts = {"exact": 0, "equivalent": 0, "approximate": 0, "written": 0, "kept": 0}
+    report, leftovers = [], []
+    with Progress(TextColumn("teacher durations"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("teacher", total=len(rows))
+        for row in rows:
+            progress.advance(task)
+            uid = str(row.get("id", "?"))
+            reason, match, t = _match_row(row, ws, table, index, corpus, timing)
+            if reason:
+                console.print(f"[yellow]no teacher durations for {uid}: {reason}[/]")
+                leftovers.append(uid)
+                report.append({"id": uid, "source": "teacher", "reasons": [reason]})
+                continue
+            counts[match.kind] += 1
+            if match.notes:
+                report.append({"id": uid, "source": "teacher", "teacher": t.where, "reasons": match.notes})
+            path = ws.duration_path(uid)
+            if not force and path.exists() and _same(path, match.durations):
+                counts["kept"] += 1
+                continue
+            atomic_save_npy(path, match.durations)
+            counts["written"] += 1
+            if uid in plot_ids:
+                _plot(ws, row, match.durations)
+    return counts, report, leftovers
+
+
+def _match_row(row: dict, ws: Workspace, table: set, index: TeacherIndex, corpus: Path,
+               timing: dict) -> tuple[str | None, Match | None, TeacherRow | None]:
+    """(why this utterance gets no teacher durations or None, the match, the teacher row)."""
+    uid, syms = str(row.get("id", "?")), list(row.get("symbols") or [])
+    where = row.get("source") or f"{ws.manifest} id {uid}"
+    reason, match, t = None, None, None
+    unknown = sorted({s for s in syms if s not in table})
+    if not syms:
+        reason = f"{ws.manifest}: {uid} has no symbols"
+    elif unknown:
+        reason = f"{ws.manifest}: {uid}: symbols not in symbols.json: {' '.join(unknown)}"
+    elif int(row.get("n_frames") or 0) < 1:
+        reason = f"{ws.manifest}: {uid}: n_frames {row.get('n_frames')!r}"
+    else:
+        t, ambiguous = index.find(row)
+        if t is None:
+            reason = ambiguous or f"{where}: no teacher row for {uid} under {corpus}"
+        else:
+            sample_rate, hop = timing["sample_rate"], timing["hop"]
+            reason = _timing_problem(row, t, sample_rate, hop)
+            if reason is None:
+                match = match_durations(syms, int(row["n_frames"]), float(row.get("trim_start_s") or 0.0),
+                                        sample_rate, hop, t.tokens, t.durations_s, timing["min_match"],
+                                        timing["letters"])
+                if match.durations is None:
+                    reason = f"{t.where}: " + "; ".join(match.notes)
+    return reason, match, t
+
+
+def _write_align_config(ws: Workspace, settings: dict, corpus: Path, learned_ran: bool) -> dict:
+    """WORK/align_config.yaml for the teacher run, keeping the learned fallback's settings inside it."""
+    from ..config import dump_yaml
+
+    doc = {"align": settings, "source": f"teacher:{corpus.resolve()}"}
+    learned_cfg = ws.root / "align_config.yaml"  # just written by the learned fallback
+    if learned_ran and learned_cfg.exists():
+        import yaml
+
+        doc["fallback_learned"] = yaml.safe_load(learned_cfg.read_text(encoding="utf-8"))
+    atomic_write_text(ws.root / "align_config.yaml", dump_yaml(doc))
+    return doc
 
 
 def _same(path: Path, dur: np.ndarray) -> bool:

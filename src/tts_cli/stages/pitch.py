@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,13 +224,7 @@ def extract_pitch(
     index = _load_index(index_path)
     files: dict[str, dict] = {} if force else dict(index.get("files") or {})
 
-    def base_job(r: dict) -> dict:
-        return {"id": r["id"], "wav": str(ws.root / r.get("audio", f"wavs/{r['id']}.wav")),
-                "mel": str(ws.mel_path(r["id"])), "pitch": str(ws.pitch_path(r["id"])),
-                "energy": str(ws.energy_path(r["id"])), "n_frames": int(r["n_frames"]),
-                "method": settings["method"], "sample_rate": settings["sample_rate"],
-                "hop_length": settings["hop_length"], "frame_length": int(settings["frame_length"]),
-                "options": settings["options"]}
+    base_job = partial(_base_job, ws, settings)
 
     # per-speaker search range: fixed, or estimated from a first pass over a sample
     speakers = sorted({str(r.get("speaker", "default")) for r in rows})
@@ -237,6 +232,43 @@ def extract_pitch(
     if settings["auto_range"]:
         ranges.update(_auto_ranges(rows, base_job, n_workers, ranges, estimate_range, index, settings, force))
 
+    jobs, skipped = _pending_jobs(rows, base_job, ranges, settings, files)
+    failures, audio_s = _run_jobs(jobs, ws, files, (index_path, settings, ranges), n_workers, console)
+    ids = {r["id"] for r in rows}
+    files = {k: v for k, v in files.items() if k in ids}  # utterances gone from the manifest
+    _save_index(index_path, settings, ranges, files)
+
+    stats = _statistics(rows, files, ranges, settings)
+    atomic_write_json(ws.pitch_stats, stats)
+    report = _report(rows, files, failures)
+    atomic_write_jsonl(ws.pitch_report, report)
+    for f in failures:
+        console.print(f"[yellow]skipped {f['id']}[/]: {f['reason']}")
+
+    summary = {
+        "workspace": str(ws.root), "method": settings["method"], "workers": n_workers,
+        "utterances": len(rows), "processed": len(jobs) - len(failures), "skipped": skipped,
+        "failed": len(failures), "no_voiced": sum(1 for r in report if r["issue"] == "no_voiced_frames"),
+        "audio_seconds": round(audio_s, 2), "seconds": round(time.perf_counter() - t0, 2),
+        "speakers": stats["speakers"], "corpus": stats["corpus"],
+    }
+    _print_summary(console, summary)
+    return summary
+
+
+def _base_job(ws: Workspace, settings: dict, r: dict) -> dict:
+    """One utterance's job for `process_utterance`, without its search range and cache key."""
+    return {"id": r["id"], "wav": str(ws.root / r.get("audio", f"wavs/{r['id']}.wav")),
+            "mel": str(ws.mel_path(r["id"])), "pitch": str(ws.pitch_path(r["id"])),
+            "energy": str(ws.energy_path(r["id"])), "n_frames": int(r["n_frames"]),
+            "method": settings["method"], "sample_rate": settings["sample_rate"],
+            "hop_length": settings["hop_length"], "frame_length": int(settings["frame_length"]),
+            "options": settings["options"]}
+
+
+def _pending_jobs(rows: list[dict], base_job, ranges: dict, settings: dict, files: dict) -> tuple[list[dict], int]:
+    """(jobs to run, how many are up to date): an utterance whose key (inputs and settings) is
+    unchanged and whose outputs exist is skipped; the others lose their index entry."""
     jobs, skipped = [], 0
     for r in rows:
         spk = str(r.get("speaker", "default"))
@@ -249,7 +281,14 @@ def extract_pitch(
             continue
         files.pop(r["id"], None)
         jobs.append(job)
+    return jobs, skipped
 
+
+def _run_jobs(jobs: list[dict], ws: Workspace, files: dict, index: tuple, n_workers: int,
+              console) -> tuple[list[dict], float]:
+    """Run `jobs` in workers, recording results into `files`; (failures, seconds of audio processed).
+    `index` = (index path, settings, ranges) for the periodic saves."""
+    index_path, settings, ranges = index
     failures: list[dict] = []
     audio_s = 0.0
     keys = {j["id"]: j["key"] for j in jobs}
@@ -281,26 +320,7 @@ def extract_pitch(
                 bar.advance(task)
 
             _run_parallel(process_utterance, jobs, min(n_workers, len(jobs)), on_result)
-    ids = {r["id"] for r in rows}
-    files = {k: v for k, v in files.items() if k in ids}  # utterances gone from the manifest
-    _save_index(index_path, settings, ranges, files)
-
-    stats = _statistics(rows, files, ranges, settings)
-    atomic_write_json(ws.pitch_stats, stats)
-    report = _report(rows, files, failures)
-    atomic_write_jsonl(ws.pitch_report, report)
-    for f in failures:
-        console.print(f"[yellow]skipped {f['id']}[/]: {f['reason']}")
-
-    summary = {
-        "workspace": str(ws.root), "method": settings["method"], "workers": n_workers,
-        "utterances": len(rows), "processed": len(jobs) - len(failures), "skipped": skipped,
-        "failed": len(failures), "no_voiced": sum(1 for r in report if r["issue"] == "no_voiced_frames"),
-        "audio_seconds": round(audio_s, 2), "seconds": round(time.perf_counter() - t0, 2),
-        "speakers": stats["speakers"], "corpus": stats["corpus"],
-    }
-    _print_summary(console, summary)
-    return summary
+    return failures, audio_s
 
 
 def _auto_ranges(rows, base_job, n_workers, wide, estimate_range, index, settings, force) -> dict:

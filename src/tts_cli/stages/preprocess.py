@@ -39,13 +39,10 @@ from .. import __version__
 from ..config import audio_config, data_config, dump_yaml, load_config, text_config
 
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir
+from tts_cli.errors import PreprocessError
 
 CACHE_NAME = ".preprocess_cache.json"
 MIN_SPEAKER_UTTS_FOR_VAL = 5  # a speaker with fewer keeps its utterances for training (see SPLIT RULE)
-
-
-class PreprocessError(RuntimeError):
-    """DATA is not a readable dataset, or nothing survived preprocessing."""
 
 
 def safe_id(raw: str) -> str:
@@ -124,121 +121,34 @@ def preprocess(
     """Build (or update) the workspace `out` from the dataset `data`. Returns the summary."""
     from rich.console import Console
 
-    from ..datasets import DatasetError, read_dataset
-
     console = Console(stderr=True, quiet=not progress)
     data, ws = Path(data), Workspace(out)
     check_output_dir(ws.root, "--out", PreprocessError)
     cfg = load_config(config, overrides)
     acfg, tcfg, dcfg = audio_config(cfg), text_config(cfg), data_config(cfg)
-    try:
-        dataset = read_dataset(data, dcfg.format)
-    except DatasetError as e:
-        raise PreprocessError(str(e)) from e
-    entries = list(dataset.entries)
-    if data.resolve() in (ws.root.resolve(), *ws.root.resolve().parents):
-        raise PreprocessError(f"{ws.root}: the workspace must be outside the dataset folder (DATA is never modified)")
+    dataset, entries = _read_dataset(data, ws, dcfg)
     ws.root.mkdir(parents=True, exist_ok=True)
 
     rejected: list[dict] = [dict(p) for p in dataset.problems]
     cache_path = ws.root / CACHE_NAME
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     audio_key = _settings_hash(asdict(acfg))
-
-    # ids: file-name safe and unique
-    seen: Counter = Counter()
-    items = []
-    for e in entries:
-        uid = safe_id(e.id)
-        seen[uid] += 1
-        if seen[uid] > 1:
-            rejected.append({"id": e.id, "source": e.source, "reason": f"duplicate id {uid!r}"})
-            continue
-        items.append((uid, e))
+    items = _unique_items(entries, rejected)
 
     # ---- text (main process, batched)
     from tts_cli.text import canonical_text_type, espeak_info
 
     espeak = espeak_info() if canonical_text_type(tcfg.text_type) == "text" else {}
     text_key = _settings_hash([asdict(tcfg), espeak.get("version")])
-    todo_text = []
-    text_rows: dict[str, dict] = {}
-    for uid, e in items:
-        if not (e.text or "").strip():
-            continue
-        c = cache.get(uid, {})
-        if c.get("text_key") == text_key and c.get("text") == e.text and "text_row" in c:
-            text_rows[uid] = c["text_row"]
-        else:
-            todo_text.append((uid, e))
-    if todo_text:
-        with console.status(f"phonemising {len(todo_text)} texts ({tcfg.language}, {tcfg.text_type})"):
-            results = _phonemise_all([e.text for _, e in todo_text], tcfg)
-        for (uid, e), res in zip(todo_text, results):
-            text_rows[uid] = res
-
-    kept_text = []
-    for uid, e in items:
-        if not (e.text or "").strip():
-            rejected.append({"id": uid, "source": e.source, "reason": "empty text"})
-            continue
-        res = text_rows[uid]
-        if "error" in res:
-            rejected.append({"id": uid, "source": e.source, "reason": res["error"]})
-            continue
-        if not _has_speech(res["symbols"]):
-            rejected.append({"id": uid, "source": e.source, "reason": "text normalises/phonemises to nothing"})
-            continue
-        if not Path(e.audio).exists():
-            rejected.append({"id": uid, "source": e.source, "reason": f"missing audio file {e.audio}"})
-            continue
-        kept_text.append((uid, e))
+    text_rows = _text_rows(items, cache, text_key, tcfg, console)
+    kept_text = _keep_speakable(items, text_rows, rejected)
 
     # ---- audio (worker processes)
-    audio_rows: dict[str, dict] = {}
-    todo_audio = []
-    for uid, e in kept_text:
-        c = cache.get(uid, {})
-        try:
-            fhash = _file_hash(Path(e.audio))
-        except OSError as err:
-            rejected.append({"id": uid, "source": e.source, "reason": f"unreadable audio: {err}"})
-            continue
-        fresh = (
-            c.get("audio_key") == audio_key
-            and c.get("file_hash") == fhash
-            and "audio_row" in c
-            and ("error" in c["audio_row"] or (ws.mel_path(uid).exists() and ws.wav_path(uid).exists()))
-        )
-        if fresh:
-            audio_rows[uid] = c["audio_row"]
-        else:
-            todo_audio.append((uid, e, fhash))
-    n_workers = max(1, workers or os.cpu_count() or 1)
-    if todo_audio:
-        for uid, row in _run_audio(todo_audio, acfg, ws, n_workers, console):
-            audio_rows[uid] = row
-    file_hashes = {uid: fh for uid, _, fh in todo_audio}
+    audio_rows, file_hashes = _audio_rows(kept_text, cache, audio_key, acfg, ws, workers, console, rejected)
 
     # ---- assemble
-    rows = []
-    new_cache = {}
-    for uid, e in kept_text:
-        if uid not in audio_rows:
-            continue
-        arow, trow = audio_rows[uid], text_rows[uid]
-        new_cache[uid] = {
-            "text_key": text_key, "text": e.text, "text_row": trow, "audio_key": audio_key,
-            "file_hash": file_hashes.get(uid, cache.get(uid, {}).get("file_hash")), "audio_row": arow,
-        }
-        if "error" in arow:
-            rejected.append({"id": uid, "source": e.source, "reason": arow["error"]})
-            continue
-        rows.append({
-            "id": uid, "speaker": e.speaker or "default", "text": e.text,
-            "normalized": trow["normalized"], "phonemes": trow["phonemes"], "symbols": trow["symbols"],
-            **arow, "source": str(Path(e.audio)),
-        })
+    keys = {"text_key": text_key, "audio_key": audio_key}
+    rows, new_cache = _assemble(kept_text, text_rows, audio_rows, file_hashes, cache, keys, rejected)
     if not rows:
         atomic_write_jsonl(ws.rejected, rejected)
         reasons = Counter(r["reason"].split(":")[0] for r in rejected)
@@ -265,6 +175,130 @@ def preprocess(
     if progress:
         _print_summary(console, summary, ws)
     return summary
+
+
+def _read_dataset(data: Path, ws: Workspace, dcfg) -> tuple[Any, list]:
+    """(the dataset reader, its entries); refuses a workspace inside the dataset (DATA is never modified)."""
+    from ..datasets import DatasetError, read_dataset
+
+    try:
+        dataset = read_dataset(data, dcfg.format)
+    except DatasetError as e:
+        raise PreprocessError(str(e)) from e
+    entries = list(dataset.entries)
+    if data.resolve() in (ws.root.resolve(), *ws.root.resolve().parents):
+        raise PreprocessError(f"{ws.root}: the workspace must be outside the dataset folder (DATA is never modified)")
+    return dataset, entries
+
+
+def _unique_items(entries: list, rejected: list[dict]) -> list[tuple]:
+    """(id, entry) with file-name safe, unique ids; later duplicates are rejected."""
+    seen: Counter = Counter()
+    items = []
+    for e in entries:
+        uid = safe_id(e.id)
+        seen[uid] += 1
+        if seen[uid] > 1:
+            rejected.append({"id": e.id, "source": e.source, "reason": f"duplicate id {uid!r}"})
+            continue
+        items.append((uid, e))
+    return items
+
+
+def _text_rows(items: list[tuple], cache: dict, text_key: str, tcfg, console) -> dict[str, dict]:
+    """{id: phonemised text row} for every non-empty text: from the cache when text and settings
+    are unchanged, else phonemised now in one batch."""
+    todo_text = []
+    text_rows: dict[str, dict] = {}
+    for uid, e in items:
+        if not (e.text or "").strip():
+            continue
+        c = cache.get(uid, {})
+        if c.get("text_key") == text_key and c.get("text") == e.text and "text_row" in c:
+            text_rows[uid] = c["text_row"]
+        else:
+            todo_text.append((uid, e))
+    if todo_text:
+        with console.status(f"phonemising {len(todo_text)} texts ({tcfg.language}, {tcfg.text_type})"):
+            results = _phonemise_all([e.text for _, e in todo_text], tcfg)
+        for (uid, e), res in zip(todo_text, results):
+            text_rows[uid] = res
+    return text_rows
+
+
+def _keep_speakable(items: list[tuple], text_rows: dict[str, dict], rejected: list[dict]) -> list[tuple]:
+    """The items whose text phonemises to speech and whose audio file exists; the rest rejected."""
+    kept_text = []
+    for uid, e in items:
+        if not (e.text or "").strip():
+            rejected.append({"id": uid, "source": e.source, "reason": "empty text"})
+            continue
+        res = text_rows[uid]
+        if "error" in res:
+            rejected.append({"id": uid, "source": e.source, "reason": res["error"]})
+            continue
+        if not _has_speech(res["symbols"]):
+            rejected.append({"id": uid, "source": e.source, "reason": "text normalises/phonemises to nothing"})
+            continue
+        if not Path(e.audio).exists():
+            rejected.append({"id": uid, "source": e.source, "reason": f"missing audio file {e.audio}"})
+            continue
+        kept_text.append((uid, e))
+    return kept_text
+
+
+def _audio_rows(kept_text: list[tuple], cache: dict, audio_key: str, acfg, ws: Workspace, workers: int | None,
+                console, rejected: list[dict]) -> tuple[dict[str, dict], dict[str, str]]:
+    """({id: audio row}, {id: file hash of what was processed now}): cached rows are reused while
+    the file, the audio settings and the outputs on disk are unchanged; the rest go to workers."""
+    audio_rows: dict[str, dict] = {}
+    todo_audio = []
+    for uid, e in kept_text:
+        c = cache.get(uid, {})
+        try:
+            fhash = _file_hash(Path(e.audio))
+        except OSError as err:
+            rejected.append({"id": uid, "source": e.source, "reason": f"unreadable audio: {err}"})
+            continue
+        fresh = (
+            c.get("audio_key") == audio_key
+            and c.get("file_hash") == fhash
+            and "audio_row" in c
+            and ("error" in c["audio_row"] or (ws.mel_path(uid).exists() and ws.wav_path(uid).exists()))
+        )
+        if fresh:
+            audio_rows[uid] = c["audio_row"]
+        else:
+            todo_audio.append((uid, e, fhash))
+    n_workers = max(1, workers or os.cpu_count() or 1)
+    if todo_audio:
+        for uid, row in _run_audio(todo_audio, acfg, ws, n_workers, console):
+            audio_rows[uid] = row
+    return audio_rows, {uid: fh for uid, _, fh in todo_audio}
+
+
+def _assemble(kept_text: list[tuple], text_rows: dict, audio_rows: dict, file_hashes: dict, cache: dict,
+              keys: dict, rejected: list[dict]) -> tuple[list[dict], dict]:
+    """(manifest rows, the new cache); the cache also remembers failed audio so it is not retried."""
+    rows = []
+    new_cache = {}
+    for uid, e in kept_text:
+        if uid not in audio_rows:
+            continue
+        arow, trow = audio_rows[uid], text_rows[uid]
+        new_cache[uid] = {
+            "text_key": keys["text_key"], "text": e.text, "text_row": trow, "audio_key": keys["audio_key"],
+            "file_hash": file_hashes.get(uid, cache.get(uid, {}).get("file_hash")), "audio_row": arow,
+        }
+        if "error" in arow:
+            rejected.append({"id": uid, "source": e.source, "reason": arow["error"]})
+            continue
+        rows.append({
+            "id": uid, "speaker": e.speaker or "default", "text": e.text,
+            "normalized": trow["normalized"], "phonemes": trow["phonemes"], "symbols": trow["symbols"],
+            **arow, "source": str(Path(e.audio)),
+        })
+    return rows, new_cache
 
 
 def _phonemise_all(texts: list[str], tcfg) -> list[dict]:

@@ -17,6 +17,11 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+# light (numpy only); torch comes with tts_cli.inference.synthesizer, imported where a voice is opened
+from tts_cli.errors import AudioError
+from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
+from tts_cli.workspace import atomic_save_npy, atomic_write_json, check_output_dir, check_output_file
+
 
 @contextmanager
 def _plain_warnings(console):
@@ -36,8 +41,6 @@ def _plain_warnings(console):
 
 
 def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> list[Path]:
-    from tts_cli.workspace import atomic_save_npy, atomic_write_json
-
     written = []
     if save_mel:
         written.append(atomic_save_npy(stem.with_name(stem.name + ".mel.npy"), result.mel.astype("float32")))
@@ -129,24 +132,36 @@ def synthesize_command(
 ) -> list:
     """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
     from rich.console import Console
-    from rich.table import Table
-
-    from tts_cli.errors import AudioError
-    from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
-    from tts_cli.errors import SynthesisError
-    from tts_cli.inference.synthesizer import Synthesizer
-    from tts_cli.text.input_file import read_input_file
-    from tts_cli.inference.controls import check_controls
-    from tts_cli.inference.resolve import resolve_model
-    from tts_cli.workspace import check_output_dir, check_output_file
 
     console = console or Console(stderr=True)
+    _check_request(text, input_file, output, output_dir,
+                   dict(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale))
+    if text == "-":
+        text = sys.stdin.read()
+    with _plain_warnings(console):
+        synth = _open_voice(model, run, voice, engine, vocoder=vocoder, device=device, precision=precision,
+                            batch_size=batch_size, threads=threads, mel_contrast=mel_contrast, console=console)
+        controls = dict(speaker=speaker, speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale,
+                        energy_scale=energy_scale, text_type=text_type)
+        extras = dict(save_mel=save_mel, save_durations=save_durations)
+        if input_file is None:
+            results, rows = _speak_text(synth, text, controls, output, extras)
+            _print_table(console, rows)
+        else:
+            results, rows = _speak_file(synth, input_file, output_dir, controls, batch_size, extras, console)
+    return results
+
+
+def _check_request(text: str | None, input_file, output: str, output_dir, controls: dict) -> None:
+    """The text, the controls and where the audio goes, checked before any model is loaded or text spoken."""
+    from tts_cli.errors import SynthesisError
+    from tts_cli.inference.controls import check_controls
+
     if input_file is None and (text is None or not text.strip()):
         raise SynthesisError("nothing to say: give a TEXT argument ('-' reads stdin) or -i/--input-file FILE")
     if input_file is not None and text:
         raise SynthesisError("give either a TEXT argument or -i/--input-file, not both")
-    # the controls and where the audio goes, checked before any model is loaded or text spoken
-    check_controls(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale)
+    check_controls(**controls)
     if input_file is not None:
         check_output_dir(output_dir, "--output-dir", SynthesisError)
     elif output != "-":
@@ -155,87 +170,107 @@ def synthesize_command(
             audio_format(output)
         except AudioError as e:
             raise SynthesisError(f"-o {e}") from None
-    if text == "-":
-        text = sys.stdin.read()
-    with _plain_warnings(console):
-        if engine == "onnx" and (model is None or run is not None or voice is not None):
-            raise SynthesisError("--engine onnx speaks an exported voice: give -m FOLDER (made by "
-                                 "`tts export --format onnx --out FOLDER`), not --run/--voice")
-        model_path = Path(model) if engine == "onnx" else resolve_model(model, run, voice)
-        thread_note = _set_threads(threads, device)
-        synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
-                            contrast=mel_contrast, engine=engine)
-        from tts_cli.inference.voices import voice_of
 
-        bundled = voice_of(model_path)
-        shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
-        contrast = f" · mel contrast ×{synth.mel_contrast:g}" if synth.mel_contrast != 1.0 else ""
-        console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}{contrast}{thread_note}",
-                      highlight=False)
-        if synth.vocoder.is_default:
-            why = f"voice {bundled.name} ships without a HiFi-GAN of its own" if bundled else "no --vocoder given"
-            what = ("the universal HiFi-GAN V1 (not matched to this voice)" if synth.vocoder.name == "hifigan"
-                    else "Griffin-Lim (robotic)")
-            console.print(f"[dim]{why}: {what}; match one with `tts train WORK --model hifigan --init-from universal "
-                          "--gta CKPT --out RUN`[/]", highlight=False)
-        controls = dict(speaker=speaker, speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale,
-                        energy_scale=energy_scale, text_type=text_type)
-        rows: list[tuple[str, object, str]] = []
-        results = []
-        if input_file is None:
-            result = synth.synthesize(text, **controls)
-            results.append(result)
-            if output == "-":
-                sys.stdout.buffer.write(wav_bytes(result.wav, result.sample_rate))
-                sys.stdout.buffer.flush()
-                stem, where = Path("tts_output"), "stdout"
-            else:
-                out = Path(output)
-                save_audio(out, result.wav, result.sample_rate)
-                stem, where = out.with_suffix(""), str(out)
-            extra = _save_extras(stem, result, save_mel, save_durations)
-            rows.append(("1", result, where + "".join(f", {p}" for p in extra)))
-        else:
-            items = read_input_file(input_file, with_lines=True)
-            if not items:
-                raise SynthesisError(f"{input_file}: no lines to synthesise")
-            out_dir = Path(output_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            from rich.markup import escape
-            from rich.progress import Progress
 
-            synth.synthesize_many([], **controls)  # bad controls (speaker, speed, text type) fail once, here
+def _open_voice(model, run, voice, engine: str, *, vocoder, device, precision, batch_size: int, threads: int,
+                mel_contrast, console):
+    """The Synthesizer, after a header line naming voice and vocoder (and a hint when the vocoder
+    is a fallback rather than one matched to the voice)."""
+    from tts_cli.errors import SynthesisError
+    from tts_cli.inference.synthesizer import Synthesizer
+    from tts_cli.inference.resolve import resolve_model
+    from tts_cli.inference.voices import voice_of
 
-            skipped: list[tuple[str, int, str]] = []  # (id, line, reason)
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("synthesize", total=len(items))
-                for b in range(0, len(items), max(1, batch_size)):
-                    batch = items[b:b + max(1, batch_size)]
-                    res, failed = _synthesize_batch(synth, batch, controls)
-                    for uid, line, reason in failed:
-                        console.print(f"[red]skipped[/] {escape(f'{input_file}:{line} ({uid}): {reason}')}",
-                                      highlight=False)
-                    skipped += failed
-                    for r in res:
-                        path = write_wav(out_dir / f"{r.id}.wav", r.wav, r.sample_rate)
-                        extra = _save_extras(out_dir / r.id, r, save_mel, save_durations)
-                        rows.append((r.id, r, str(path) + "".join(f", {p}" for p in extra)))
-                        results.append(r)
-                    progress.advance(task, len(batch))
-        table = Table(title="tts synthesize", caption="RTF = compute time / audio duration (lower is faster)")
-        for col in ("utterance", "audio s", "compute s", "RTF", "written"):
-            table.add_column(col, justify="right" if col in ("audio s", "compute s", "RTF") else "left")
-        for uid, r, where in rows:
-            table.add_row(uid, f"{r.seconds:.2f}", f"{r.compute_s:.3f}", f"{r.rtf:.3f}", where)
-        if rows:
-            console.print(table)
-        if input_file is not None:
-            console.print(escape(f"{len(results)} of {len(items)} lines written to {out_dir}"
-                                 + (f", {len(skipped)} skipped: " + ", ".join(f"{u} (line {n})" for u, n, _ in skipped)
-                                    if skipped else "")), highlight=False)
-            if not results:  # skipped lines are reported above; only an all-failed file is an error
-                raise SynthesisError(f"all {len(items)} lines of {input_file} failed (reasons above)")
-    return results
+    if engine == "onnx" and (model is None or run is not None or voice is not None):
+        raise SynthesisError("--engine onnx speaks an exported voice: give -m FOLDER (made by "
+                             "`tts export --format onnx --out FOLDER`), not --run/--voice")
+    model_path = Path(model) if engine == "onnx" else resolve_model(model, run, voice)
+    thread_note = _set_threads(threads, device)
+    synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
+                        contrast=mel_contrast, engine=engine)
+    bundled = voice_of(model_path)
+    shown = f"{bundled.name} ({model_path}, licence {bundled.licence})" if bundled else str(model_path)
+    contrast = f" · mel contrast ×{synth.mel_contrast:g}" if synth.mel_contrast != 1.0 else ""
+    console.print(f"[bold]voice[/] {shown} · vocoder {synth.vocoder.describe()}{contrast}{thread_note}",
+                  highlight=False)
+    if synth.vocoder.is_default:
+        why = f"voice {bundled.name} ships without a HiFi-GAN of its own" if bundled else "no --vocoder given"
+        what = ("the universal HiFi-GAN V1 (not matched to this voice)" if synth.vocoder.name == "hifigan"
+                else "Griffin-Lim (robotic)")
+        console.print(f"[dim]{why}: {what}; match one with `tts train WORK --model hifigan --init-from universal "
+                      "--gta CKPT --out RUN`[/]", highlight=False)
+    return synth
+
+
+def _speak_text(synth, text: str, controls: dict, output: str, extras: dict) -> tuple[list, list]:
+    """One text to `output` (a file, or WAV bytes on stdout for '-'); (results, table rows)."""
+    result = synth.synthesize(text, **controls)
+    if output == "-":
+        sys.stdout.buffer.write(wav_bytes(result.wav, result.sample_rate))
+        sys.stdout.buffer.flush()
+        stem, where = Path("tts_output"), "stdout"
+    else:
+        out = Path(output)
+        save_audio(out, result.wav, result.sample_rate)
+        stem, where = out.with_suffix(""), str(out)
+    extra = _save_extras(stem, result, extras["save_mel"], extras["save_durations"])
+    return [result], [("1", result, where + "".join(f", {p}" for p in extra))]
+
+
+def _speak_file(synth, input_file, output_dir, controls: dict, batch_size: int, extras: dict,
+                console) -> tuple[list, list]:
+    """Every line of `input_file` to OUTPUT_DIR/<id>.wav in batches, skipping lines that cannot be
+    spoken; prints the table and a summary line. (results, table rows)."""
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    from tts_cli.errors import SynthesisError
+    from tts_cli.text.input_file import read_input_file
+
+    items = read_input_file(input_file, with_lines=True)
+    if not items:
+        raise SynthesisError(f"{input_file}: no lines to synthesise")
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    synth.synthesize_many([], **controls)  # bad controls (speaker, speed, text type) fail once, here
+
+    rows: list[tuple[str, object, str]] = []
+    results = []
+    skipped: list[tuple[str, int, str]] = []  # (id, line, reason)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("synthesize", total=len(items))
+        for b in range(0, len(items), max(1, batch_size)):
+            batch = items[b:b + max(1, batch_size)]
+            res, failed = _synthesize_batch(synth, batch, controls)
+            for uid, line, reason in failed:
+                console.print(f"[red]skipped[/] {escape(f'{input_file}:{line} ({uid}): {reason}')}",
+                              highlight=False)
+            skipped += failed
+            for r in res:
+                path = write_wav(out_dir / f"{r.id}.wav", r.wav, r.sample_rate)
+                extra = _save_extras(out_dir / r.id, r, extras["save_mel"], extras["save_durations"])
+                rows.append((r.id, r, str(path) + "".join(f", {p}" for p in extra)))
+                results.append(r)
+            progress.advance(task, len(batch))
+    _print_table(console, rows)
+    console.print(escape(f"{len(results)} of {len(items)} lines written to {out_dir}"
+                         + (f", {len(skipped)} skipped: " + ", ".join(f"{u} (line {n})" for u, n, _ in skipped)
+                            if skipped else "")), highlight=False)
+    if not results:  # skipped lines are reported above; only an all-failed file is an error
+        raise SynthesisError(f"all {len(items)} lines of {input_file} failed (reasons above)")
+    return results, rows
+
+
+def _print_table(console, rows: list[tuple[str, object, str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="tts synthesize", caption="RTF = compute time / audio duration (lower is faster)")
+    for col in ("utterance", "audio s", "compute s", "RTF", "written"):
+        table.add_column(col, justify="right" if col in ("audio s", "compute s", "RTF") else "left")
+    for uid, r, where in rows:
+        table.add_row(uid, f"{r.seconds:.2f}", f"{r.compute_s:.3f}", f"{r.rtf:.3f}", where)
+    if rows:
+        console.print(table)
 
 
 __all__ = ["synthesize_command"]

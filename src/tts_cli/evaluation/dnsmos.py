@@ -14,15 +14,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+from tts_cli.errors import DNSMOSUnavailable
 
 SAMPLE_RATE = 16000
 # speechmos result key -> ours (report.json, the evaluate table)
 KEYS = {"p808_mos": "dnsmos_p808", "ovrl_mos": "dnsmos_ovrl", "sig_mos": "dnsmos_sig", "bak_mos": "dnsmos_bak"}
 INSTALL_HINT = "pip install -e '.[eval]' (speechmos==0.0.1.1 + onnxruntime)"
-
-
-class DNSMOSUnavailable(RuntimeError):
-    """speechmos / onnxruntime missing or unusable; str() says what to install."""
 
 
 def _import_run() -> Callable:
