@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tts_cli.errors import ConfigError
 from tts_cli.evaluation import asr as asr_mod
 from tts_cli.evaluation.metrics import cer
 
@@ -104,7 +105,7 @@ def test_missing_weight_packages_give_install_hint(monkeypatch):
 
 def test_asr_none_and_unknown_names():
     assert asr_mod.load_asr("none") is None
-    with pytest.raises(ValueError, match="whisper-base"):
+    with pytest.raises(ConfigError, match="whisper-base"):
         asr_mod.load_asr("whisper-gigantic")
 
 

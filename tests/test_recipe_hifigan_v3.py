@@ -42,17 +42,17 @@ def test_cli_train_hifigan_config_hifigan_v3_uses_the_recipe(tmp_path, monkeypat
     with full discriminators is too slow for a CPU test)."""
     from typer.testing import CliRunner
 
-    import tts_cli.training.run as run_mod
+    import tts_cli.training.skeleton as skeleton
     from tts_cli.cli import app
     from test_hifigan import _workspace_with_audio
 
     seen = {}
 
-    def fake_fit(task, settings, run, loader, sampler, *args, **kwargs):
-        seen.update(task=task, settings=settings, sampler=sampler)
+    def fake_fit(plan, ctx, *args, **kwargs):
+        seen.update(task=plan.task, settings=plan.settings, sampler=plan.sampler)
         return {"stopped": "steps", "step": 0}
 
-    monkeypatch.setattr(run_mod, "fit", fake_fit)
+    monkeypatch.setattr(skeleton, "fit", fake_fit)
     work = _workspace_with_audio(tmp_path / "work")
     run = tmp_path / "run"
     res = CliRunner().invoke(app, ["train", str(work), "--out", str(run), "--model", "hifigan",

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tts_cli.errors import ConfigError
+from tts_cli.errors import ConfigError, EspeakError
 from tts_cli.sample_corpus import (
     DEFAULT_SENTENCES,
-    EspeakError,
     build_sample_corpus,
     main,
     speak,

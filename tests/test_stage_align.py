@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tts_cli.errors import AlignmentError
 from tts_cli.checkpoints.format import save_checkpoint
 from tts_cli.stages.align import align
 from tts_cli.stages.align_data import batch_for_step
@@ -176,7 +177,7 @@ def test_init_from_a_missing_file_is_a_clear_error_that_keeps_the_aligner(tmp_pa
     make_workspace(tmp_path)
     align(tmp_path, steps=5, config=TINY)
     before = (tmp_path / "aligner.pt").read_bytes()
-    with pytest.raises(FileNotFoundError, match="init_from"):
+    with pytest.raises(AlignmentError, match="init_from"):
         align(tmp_path, steps=5, config=TINY, init_from=tmp_path / "nope.pt", force=True)
     assert (tmp_path / "aligner.pt").read_bytes() == before
 
@@ -184,7 +185,7 @@ def test_init_from_a_missing_file_is_a_clear_error_that_keeps_the_aligner(tmp_pa
 def test_from_checkpoint_without_aligner_is_a_clear_error(tmp_path):
     make_workspace(tmp_path)
     save_checkpoint(tmp_path / "x.pt", {"encoder.word_emb.weight": torch.zeros(len(SYMBOLS), 32)}, {}, SYMBOLS, 0)
-    with pytest.raises(ValueError, match="no aligner weights"):
+    with pytest.raises(AlignmentError, match="no aligner weights"):
         align(tmp_path, from_checkpoint=tmp_path / "x.pt", config=TINY)
 
 
@@ -304,7 +305,7 @@ def test_align_with_query_features_records_them_and_refuses_a_mismatched_resume(
     for row in ws.load_manifest():
         assert np.load(ws.duration_path(row["id"])).sum() == row["n_frames"]
     assert torch.load(ws.aligner_ckpt, weights_only=True)["config"]["query_win_length"] == 512
-    with pytest.raises(ValueError, match="query features"):
+    with pytest.raises(AlignmentError, match="query features"):
         align(tmp_path, steps=30, config={"align": dict(TINY["align"], query_win_length=0)})
 
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from tts_cli.errors import ConfigError
 from tts_cli.pitch import frame_energy
 from tts_cli.stages.pitch import extract_pitch
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
@@ -118,9 +119,9 @@ def test_bad_wav_reported_rest_processed(tmp_path):
 
 def test_config_section_and_validation(two_speakers):
     ws = two_speakers
-    with pytest.raises(ValueError, match="unknown pitch setting"):
+    with pytest.raises(ConfigError, match="unknown pitch setting"):
         extract_pitch(ws.root, config={"pitch": {"hop": 3}}, progress=False)
-    with pytest.raises(ValueError, match="unknown pitch method"):
+    with pytest.raises(ConfigError, match="unknown pitch method"):
         extract_pitch(ws.root, method="nope", progress=False)
     s = extract_pitch(ws.root, workers=1, config={"pitch": {"method": "dio", "auto_range": True}}, progress=False)
     assert s["method"] == "dio"

@@ -16,7 +16,7 @@ from helpers_workspace import make_workspace  # noqa: E402
 from test_synthesis import SAY, read_wav, run_dir  # noqa: E402,F401 - run_dir: 40-step tiny FastPitch run
 
 from tts_cli.inference import voice_export, voices  # noqa: E402
-from tts_cli.errors import VoiceError
+from tts_cli.errors import AlignmentError, VoiceError
 
 NAME = "es_test"
 TRAINING_ONLY = ("optimizer", "scheduler", "scaler", "rng", "sampler", "discriminator", "optimizer_d")
@@ -302,9 +302,9 @@ def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, 
     make_align_workspace(tmp_path / "other", n_utts=3)
     assert align(tmp_path / "other", steps=2, config=other)["trained_steps"] == 2
     before = (tmp_path / "other" / "aligner.pt").read_bytes()
-    with pytest.raises(ValueError, match="n_text_channels is 32 there, 24 here"):
+    with pytest.raises(AlignmentError, match="n_text_channels is 32 there, 24 here"):
         align(tmp_path / "other", steps=2, config={"align": {**other["align"], "init_from": "bundled"}}, force=True)
     assert (tmp_path / "other" / "aligner.pt").read_bytes() == before  # --force replaced nothing
     use_voices(tmp_path / "none")
-    with pytest.raises(VoiceError, match="no voice is bundled"):
+    with pytest.raises(AlignmentError, match="no voice is bundled"):
         align(tmp_path / "other", steps=2, config={"align": {**TINY["align"], "init_from": "bundled"}}, force=True)

@@ -250,7 +250,7 @@ def check_device(device: str | None, option: str = "--device") -> None:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"{option} {device}: CUDA is not available on this machine "
-                             f"(torch {torch.__version__}; use --device cpu)")
+                              f"(torch {torch.__version__}; use --device cpu)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 

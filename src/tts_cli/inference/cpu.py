@@ -134,3 +134,21 @@ def tune_malloc_for_inference() -> bool:
         return False
     _MALLOC_TUNED = bool(ok)
     return _MALLOC_TUNED
+
+
+def set_torch_threads(threads: int, device: str | None) -> str:
+    """torch's CPU threads: `threads`, or with 0 those cores that other processes leave idle
+    (`auto_threads`); OMP_NUM_THREADS set by the user wins over auto. Returns a note for the
+    header line."""
+    import torch
+
+    if device not in (None, "auto", "cpu") and not str(device).startswith("cpu"):
+        return ""
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+        return f" · {threads} thread(s)"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return f" · {torch.get_num_threads()} thread(s) (OMP_NUM_THREADS)"
+    n, busy = auto_threads()
+    torch.set_num_threads(n)
+    return f" · {n} thread(s) ({busy:.1f} of {os.cpu_count()} cores busy elsewhere)"

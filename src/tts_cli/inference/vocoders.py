@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,7 +203,7 @@ class GriffinLimVocoder(Vocoder):
         self.n_iter = n_iter
         from tts_cli.config import AudioConfig
 
-        known = set(AudioConfig.__dataclass_fields__)
+        known = {f.name for f in fields(AudioConfig)}
         self._cfg = AudioConfig(**{k: v for k, v in self.audio.items() if k in known})
 
     def __call__(self, mel):

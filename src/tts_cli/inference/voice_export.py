@@ -97,16 +97,11 @@ def _vocoder_payload(path: Path, acoustic_audio: dict, fp16: bool) -> tuple[dict
 
 def _aligner_payload(path: Path, fp16: bool) -> tuple[dict, dict]:
     """A `tts align` aligner.pt without its optimizer and RNG state: what a new workspace starts from."""
-    import torch
+    from tts_cli.checkpoints.aligner import read_aligner_file
 
-    from tts_cli.stages.align import CKPT_FORMAT
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
-        raise VoiceError(f"{path}: cannot read the aligner ({e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise VoiceError(f"{path}: not a `tts align` aligner.pt")
+    ckpt = read_aligner_file(path)
+    if ckpt is None:
+        raise VoiceError(f"{path}: not a readable `tts align` aligner.pt")
     state = half_state(ckpt["model"]) if fp16 else ckpt["model"]
     keep = ("format", "version", "step", "seed", "config", "symbols", "n_mel_channels", "loss", "audio")
     payload = {**{k: ckpt[k] for k in keep if k in ckpt}, "model": state}

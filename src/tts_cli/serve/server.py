@@ -55,7 +55,7 @@ def build_service(model=None, run=None, voice=None, engine: str = "torch", vocod
 
     import torch
 
-    from tts_cli.stages.synthesize import _set_threads
+    from tts_cli.inference.cpu import set_torch_threads
     from tts_cli.errors import SynthesisError
     from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer
     from tts_cli.inference.resolve import resolve_model
@@ -64,7 +64,7 @@ def build_service(model=None, run=None, voice=None, engine: str = "torch", vocod
     if engine == "onnx" and (model is None or run is not None or voice is not None):
         raise SynthesisError("--engine onnx serves an exported voice: give -m FOLDER (tts export --format onnx)")
     model_path = Path(model) if engine == "onnx" else resolve_model(model, run, voice)
-    _set_threads(threads, "cpu")
+    set_torch_threads(threads, "cpu")
     if not threads and settings.workers > 1:  # the idle cores, shared among the workers
         torch.set_num_threads(max(1, torch.get_num_threads() // settings.workers))
     synth = Synthesizer(model_path, vocoder=vocoder, device="cpu", engine=engine)

@@ -27,7 +27,6 @@ from tts_cli.errors import WorkspaceError
 from .align_data import clear_mel_cache, load_items, load_mel, query_features
 from .align_durations import extract_durations
 from .align_settings import learned_settings, workspace_config
-from .align_training import CKPT_FORMAT  # noqa: F401 - re-exported: tts_cli.inference.voices reads it from here
 from .align_training import aligner_from_checkpoint, is_auto, resolve_init_from, train_aligner
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from tts_cli.errors import ConfigError
 from tts_cli.workspace import Workspace
 
 
@@ -119,7 +120,7 @@ def align_config(cfg: dict | None) -> AlignConfig:
     known = {f.name for f in fields(AlignConfig)}
     unknown = set(section) - known
     if unknown:
-        raise ValueError(f"unknown align setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        raise ConfigError(f"unknown align setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     return AlignConfig(**section)
 
 

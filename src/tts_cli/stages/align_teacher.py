@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_cli.errors import AlignmentError, ConfigError
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
 from .align_data import Utterance
 from .align_durations import plot_alignment
@@ -109,11 +110,11 @@ def read_teacher_rows(corpus: str | Path) -> tuple[list[TeacherRow], list[str], 
     still being made only has those: the jsonl is rebuilt at the end of every make-corpus run)."""
     corpus = Path(corpus)
     if not corpus.is_dir():
-        raise FileNotFoundError(f"{corpus}: teacher corpus folder not found")
+        raise AlignmentError(f"{corpus}: teacher corpus folder not found")
     folders = _teacher_folders(corpus)
     if not folders:
-        raise FileNotFoundError(f"{corpus}: no {TEACHER_FILE} or {SIDECAR_DIR}/*.json found below it "
-                                "(made by `tts make-corpus --teacher kokoro`)")
+        raise AlignmentError(f"{corpus}: no {TEACHER_FILE} or {SIDECAR_DIR}/*.json found below it "
+                             "(made by `tts make-corpus --teacher kokoro`)")
     rows, problems = [], []
     for folder in folders:
         seen = set()
@@ -313,9 +314,9 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     from ..config import audio_config
 
     if fallback not in FALLBACKS:
-        raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
+        raise ConfigError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
     if not 0.0 < float(min_match) <= 1.0:
-        raise ValueError(f"min_match {min_match} out of range (0, 1]")
+        raise ConfigError(f"min_match {min_match} out of range (0, 1]")
     console = console or Console(stderr=True)
     t_start = time.perf_counter()
     ws = Workspace(work)

@@ -4,18 +4,16 @@ aligner out of an aligner.pt or a FastPitch checkpoint with its joint aligner.""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tts_cli.workspace import Workspace, atomic_torch_save
+from tts_cli.checkpoints.aligner import ALIGNER_FORMAT, read_aligner_source, save_aligner_checkpoint
+from tts_cli.errors import AlignmentError
+from tts_cli.workspace import Workspace
 from .align_data import QueryFeatures, Utterance, batch_for_step, collate
 from .align_settings import AlignConfig
-
-CKPT_FORMAT = "tts-cli-aligner"
-
 
 # --------------------------------------------------------------------------- checkpoints
 
@@ -23,40 +21,6 @@ def _build_model(n_symbols: int, n_mel: int, cfg: AlignConfig):
     from ..models.alignment import Aligner
 
     return Aligner(n_symbols, n_mel, cfg.n_text_channels, cfg.n_att_channels, cfg.temperature)
-
-
-def _save_ckpt(path: Path, model, opt, step: int, cfg: AlignConfig, symbols: list[str], n_mel: int, seed: int,
-               loss: float | None, audio: dict | None = None) -> None:
-    import torch
-
-    atomic_torch_save(path, {
-        "format": CKPT_FORMAT, "version": 1, "step": int(step), "seed": int(seed),
-        "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "rng": {"torch": torch.get_rng_state()},
-        "config": asdict(cfg), "symbols": list(symbols), "n_mel_channels": int(n_mel),
-        "loss": None if loss is None else float(loss),
-        "audio": dict(audio or {}),  # the mel settings it learned on (init_from compares them)
-    })
-
-
-def _read_checkpoint(path: Path) -> dict:
-    """A standalone aligner.pt, or any FastPitch checkpoint the one checkpoint loader reads
-    (ours or NVIDIA's, converted to our layout: weights under `model`, symbols at the top)."""
-    import torch
-
-    from tts_cli.errors import CheckpointError
-    from tts_cli.checkpoints.load import load_checkpoint
-
-    try:
-        return load_checkpoint(path)
-    except CheckpointError as err:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            raise err from None
-        if isinstance(obj, dict) and obj.get("format") == CKPT_FORMAT:
-            return obj
-        raise err from None
 
 
 def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, temperature: float = 0.0005,
@@ -72,25 +36,25 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = _read_checkpoint(path)
+        raise AlignmentError(f"{path}: checkpoint not found")
+    ckpt = read_aligner_source(path)
     sd = ckpt["model"]
     att = {k[len("attention."):]: v for k, v in sd.items() if k.startswith("attention.")}
     emb = sd.get("encoder.word_emb.weight", sd.get("embedding.weight"))
     if not att or emb is None:
-        raise ValueError(f"{path}: no aligner weights (expected `attention.*` and `encoder.word_emb.weight` "
-                         "or `embedding.weight`); was this FastPitch trained with the joint aligner?")
+        raise AlignmentError(f"{path}: no aligner weights (expected `attention.*` and `encoder.word_emb.weight` "
+                             "or `embedding.weight`); was this FastPitch trained with the joint aligner?")
     n_text = att["key_proj.0.conv.weight"].shape[1]
     n_att = att["key_proj.2.conv.weight"].shape[0]
     ck_mel = att["query_proj.0.conv.weight"].shape[1]
     if ck_mel != n_mel:
-        raise ValueError(f"{path}: aligner expects {ck_mel} mel channels, the workspace has {n_mel}")
+        raise AlignmentError(f"{path}: aligner expects {ck_mel} mel channels, the workspace has {n_mel}")
     ck_symbols = ckpt.get("symbols")
     if ck_symbols is not None:
         where = {s: i for i, s in enumerate(ck_symbols)}
         missing = [s for s in symbols[1:] if s not in where]
         if missing and not new_symbols:
-            raise ValueError(f"{path}: symbols of this workspace unknown to the checkpoint: {' '.join(missing[:20])}")
+            raise AlignmentError(f"{path}: symbols of this workspace unknown to the checkpoint: {' '.join(missing[:20])}")
         if missing:
             from tts_cli.training.init_from import LoadReport, _remap_symbols
 
@@ -99,18 +63,18 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
         else:
             emb = emb[[where.get(s, 0) for s in symbols]]
     elif emb.shape[0] != len(symbols):
-        raise ValueError(f"{path}: checkpoint has {emb.shape[0]} symbols and no symbol table; "
-                         f"the workspace has {len(symbols)}")
+        raise AlignmentError(f"{path}: checkpoint has {emb.shape[0]} symbols and no symbol table; "
+                             f"the workspace has {len(symbols)}")
     cfg_temp = (ckpt.get("config") or {}).get("temperature", temperature) if isinstance(ckpt.get("config"), dict) else temperature
     model = Aligner(len(symbols), n_mel, n_text, n_att, float(cfg_temp))
     model.embedding.weight.data.copy_(emb)
     model.attention.load_state_dict(att, strict=False)
     missing = [k for k in model.attention.state_dict() if k not in att and not k.startswith("attn_proj")]
     if missing:
-        raise ValueError(f"{path}: aligner weights incomplete, missing attention.{missing[0]}")
+        raise AlignmentError(f"{path}: aligner weights incomplete, missing attention.{missing[0]}")
     # a standalone aligner.pt says which query features it learned on; FastPitch's aligner used its mels
     ck_cfg = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    query_win = int(ck_cfg.get("query_win_length") or 0) if ckpt.get("format") == CKPT_FORMAT else 0
+    query_win = int(ck_cfg.get("query_win_length") or 0) if ckpt.get("format") == ALIGNER_FORMAT else 0
     return model, {"n_text_channels": n_text, "n_att_channels": n_att, "temperature": float(cfg_temp),
                    "query_win_length": query_win, "audio": dict(ckpt.get("audio") or {})}
 
@@ -181,7 +145,7 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
             progress.update(task, completed=step, loss=f"{ema:.3f}" if ema is not None else "nan",
                             bin=f"{float(loss_bin.detach()):.3f}" if w > 0 else "-")
             if step % cfg.save_every == 0 or step == cfg.steps:
-                _save_ckpt(ws.aligner_ckpt, model, opt, step, cfg, symbols, n_mel, seed, last_loss, audio)
+                save_aligner_checkpoint(ws.aligner_ckpt, model, opt, step, cfg, symbols, n_mel, seed, last_loss, audio)
     info.update(trained_steps=step - start_step, final_loss=last_loss, train_seconds=time.perf_counter() - t0)
     return model, info
 
@@ -192,17 +156,17 @@ def _resume(path: Path, model, opt, cfg: AlignConfig, symbols: list[str], n_mel:
     import torch
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path}: not an aligner checkpoint; remove it or use --force")
+    if ckpt.get("format") != ALIGNER_FORMAT:
+        raise AlignmentError(f"{path}: not an aligner checkpoint; remove it or use --force")
     if ckpt.get("symbols") != list(symbols) or int(ckpt.get("n_mel_channels", -1)) != n_mel:
-        raise ValueError(f"{path}: trained on another symbol table or mel size; use --force to retrain")
+        raise AlignmentError(f"{path}: trained on another symbol table or mel size; use --force to retrain")
     shape_keys = ("n_text_channels", "n_att_channels")
     if any(ckpt["config"].get(k) != getattr(cfg, k) for k in shape_keys):
-        raise ValueError(f"{path}: model size differs from the settings; use --force to retrain")
+        raise AlignmentError(f"{path}: model size differs from the settings; use --force to retrain")
     if int(ckpt["config"].get("query_win_length") or 0) != int(cfg.query_win_length or 0):
-        raise ValueError(f"{path}: trained on other query features (query_win_length "
-                         f"{ckpt['config'].get('query_win_length') or 0}, now {cfg.query_win_length}); "
-                         "use --force to retrain")
+        raise AlignmentError(f"{path}: trained on other query features (query_win_length "
+                             f"{ckpt['config'].get('query_win_length') or 0}, now {cfg.query_win_length}); "
+                             "use --force to retrain")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     for group in opt.param_groups:  # settings may have changed between runs
@@ -232,14 +196,14 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
         model, dims = aligner_from_checkpoint(source, symbols, n_mel, cfg.temperature, new_symbols=True)
         for key in ("n_text_channels", "n_att_channels"):
             if int(dims[key]) != int(getattr(cfg, key)):
-                raise ValueError(f"align init_from {source}: {key} is {dims[key]} there, {getattr(cfg, key)} here")
+                raise AlignmentError(f"align init_from {source}: {key} is {dims[key]} there, {getattr(cfg, key)} here")
         if int(dims["query_win_length"] or 0) != int(cfg.query_win_length or 0):
-            raise ValueError(f"align init_from {source}: learned on query features with query_win_length "
-                             f"{dims['query_win_length']}, this workspace uses {cfg.query_win_length}")
+            raise AlignmentError(f"align init_from {source}: learned on query features with query_win_length "
+                                 f"{dims['query_win_length']}, this workspace uses {cfg.query_win_length}")
         differ = audio_differences(dims["audio"], _audio_settings(ws), "there", "here")
         if differ:
-            raise ValueError(f"align init_from {source}: learned on other mels ({'; '.join(differ)})")
-    except (ValueError, FileNotFoundError) as e:
+            raise AlignmentError(f"align init_from {source}: learned on other mels ({'; '.join(differ)})")
+    except (AlignmentError, ValueError, FileNotFoundError) as e:
         if not auto:
             raise
         console.print(f"aligner starts from scratch: the bundled one does not fit ({e})", highlight=False)
@@ -269,10 +233,10 @@ def resolve_init_from(spec: str) -> Path | None:
     try:
         path = voice_file(spec, part="aligner")
     except VoiceError as e:
-        raise ValueError(str(e)) from None
+        raise AlignmentError(str(e)) from None
     path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"align init_from: {path} not found")
+        raise AlignmentError(f"align init_from: {path} not found")
     return path
 
 
@@ -280,6 +244,3 @@ def _bin_weight(cfg: AlignConfig, step: int) -> float:
     if step < cfg.bin_start or cfg.bin_weight <= 0:
         return 0.0
     return cfg.bin_weight * min(1.0, (step - cfg.bin_start + 1) / max(1, cfg.bin_warmup))
-
-
-__all__ = ["CKPT_FORMAT", "aligner_from_checkpoint", "is_auto", "resolve_init_from", "train_aligner"]

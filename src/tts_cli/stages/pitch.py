@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl
-from tts_cli.errors import WorkspaceError
+from tts_cli.errors import ConfigError, WorkspaceError
 
 SETTINGS_FILE = "_settings.json"
 FORMAT_VERSION = 1  # bump when the extraction code changes its output: everything is redone
@@ -55,16 +55,16 @@ def resolve_settings(ws: Workspace, config: Any = None, **explicit) -> dict:
     section.update({k: v for k, v in explicit.items() if v is not None})
     unknown = set(section) - set(PITCH_DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown pitch setting(s): {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(sorted(PITCH_DEFAULTS))})")
+        raise ConfigError(f"unknown pitch setting(s): {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(PITCH_DEFAULTS))})")
     section["method"] = section["method"] or DEFAULT_METHOD
     if section["method"] not in METHODS:
-        raise ValueError(f"unknown pitch method {section['method']!r} (known: {', '.join(METHODS)})")
+        raise ConfigError(f"unknown pitch method {section['method']!r} (known: {', '.join(METHODS)})")
     for k in ("fmin", "fmax"):
         if section[k] is not None and float(section[k]) <= 0:
-            raise ValueError(f"pitch {k} must be a positive frequency in Hz, got {section[k]}")
+            raise ConfigError(f"pitch {k} must be a positive frequency in Hz, got {section[k]}")
     if section["fmin"] and section["fmax"] and float(section["fmin"]) >= float(section["fmax"]):
-        raise ValueError(f"pitch fmin ({section['fmin']} Hz) must be below fmax ({section['fmax']} Hz)")
+        raise ConfigError(f"pitch fmin ({section['fmin']} Hz) must be below fmax ({section['fmax']} Hz)")
     acfg = audio_config(load_config(base={"audio": base.get("audio") or {}}))
     section["sample_rate"] = int(acfg.sample_rate)
     section["hop_length"] = int(acfg.hop_length)
@@ -80,7 +80,7 @@ def _pitch_section(config: Any, find_recipe) -> dict:
 
         config = yaml.safe_load(Path(find_recipe(config)).read_text(encoding="utf-8")) or {}
     if not isinstance(config, dict):
-        raise ValueError(f"pitch config must be a recipe name/path or a dict, got {type(config).__name__}")
+        raise ConfigError(f"pitch config must be a recipe name/path or a dict, got {type(config).__name__}")
     return dict(config.get("pitch") or {}) if ("pitch" in config or "audio" in config) else dict(config)
 
 

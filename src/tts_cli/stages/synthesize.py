@@ -20,6 +20,7 @@ from pathlib import Path
 # light (numpy only); torch comes with tts_cli.inference.synthesizer, imported where a voice is opened
 from tts_cli.errors import AudioError
 from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
+from tts_cli.inference.cpu import set_torch_threads
 from tts_cli.workspace import atomic_save_npy, atomic_write_json, check_output_dir, check_output_file
 
 
@@ -50,28 +51,6 @@ def _save_extras(stem: Path, result, save_mel: bool, save_durations: bool) -> li
             "pitch_hz": [round(float(p), 2) for p in result.pitch_hz], "frame_s": result.frame_s,
         }))
     return written
-
-
-def _set_threads(threads: int, device: str | None) -> str:
-    """torch's CPU threads: `threads`, or with 0 those cores that other processes leave idle
-    (`tts_cli.inference.cpu.auto_threads`); OMP_NUM_THREADS set by the user wins over auto. Returns a
-    note for the header line."""
-    import os
-
-    import torch
-
-    if device not in (None, "auto", "cpu") and not str(device).startswith("cpu"):
-        return ""
-    if threads and threads > 0:
-        torch.set_num_threads(int(threads))
-        return f" · {threads} thread(s)"
-    if os.environ.get("OMP_NUM_THREADS"):
-        return f" · {torch.get_num_threads()} thread(s) (OMP_NUM_THREADS)"
-    from tts_cli.inference.cpu import auto_threads
-
-    n, busy = auto_threads()
-    torch.set_num_threads(n)
-    return f" · {n} thread(s) ({busy:.1f} of {os.cpu_count()} cores busy elsewhere)"
 
 
 def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
@@ -185,7 +164,7 @@ def _open_voice(model, run, voice, engine: str, *, vocoder, device, precision, b
         raise SynthesisError("--engine onnx speaks an exported voice: give -m FOLDER (made by "
                              "`tts export --format onnx --out FOLDER`), not --run/--voice")
     model_path = Path(model) if engine == "onnx" else resolve_model(model, run, voice)
-    thread_note = _set_threads(threads, device)
+    thread_note = set_torch_threads(threads, device)
     synth = Synthesizer(model_path, vocoder=vocoder, device=device, precision=precision, batch_size=batch_size,
                         contrast=mel_contrast, engine=engine)
     bundled = voice_of(model_path)

@@ -7,6 +7,8 @@ import functools
 import re
 import unicodedata
 
+from tts_cli.text.normalize_es import normalize_es
+
 # Typographic variants folded to one form each, so the symbol inventory stays small.
 _QUOTES = str.maketrans({
     "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
@@ -122,11 +124,9 @@ def split_unspeakable(text: str, language: str = "es") -> tuple[str, str]:
 
 def normalize_text(text: str, language: str = "es") -> str:
     """Text ready for the phonemiser (or for characters mode) in `language`."""
-    if is_spanish(language):
-        from tts_cli.text.normalize_es import normalize_es
-
-        return normalize_es(text)
     text = basic_cleanup(text)
+    if is_spanish(language):
+        return normalize_es(text)
     lang = num2words_language(language)
     if lang is not None:
         text = _numbers_with_num2words(text, lang)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from tts_cli.text import numbers_es as nums
+import tts_cli.text.numbers_es as nums
 
 # --- abbreviations ---------------------------------------------------------------------
 
@@ -267,10 +267,8 @@ def _spacing(text: str) -> str:
 
 
 def normalize_es(text: str) -> str:
-    """Spanish text with numbers, symbols and abbreviations spelled out."""
-    from tts_cli.text.normalize import basic_cleanup
-
-    text = basic_cleanup(text)
+    """Spanish text with numbers, symbols and abbreviations spelled out (after `basic_cleanup`,
+    which `tts_cli.text.normalize.normalize_text` applies first)."""
     text = expand_abbreviations(text)
     text = _DATE_RE.sub(_date, text)
     text = _TIME_RE.sub(_time, text)

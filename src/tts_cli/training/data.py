@@ -113,8 +113,8 @@ class TTSDataset:
             missing = [r["id"] for r in self.rows if not self.work.duration_path(r["id"]).exists()]
             if missing:
                 raise WorkspaceError(
-                    f"{self.work.root}: {len(missing)} utterance(s) have no durations (e.g. {', '.join(missing[:5])}); "
-                    f"run `tts align {self.work.root}` or train with --alignment learned"
+                                     f"{self.work.root}: {len(missing)} utterance(s) have no durations (e.g. {', '.join(missing[:5])}); "
+                                     f"run `tts align {self.work.root}` or train with --alignment learned"
                 )
         unknown = sorted({s for r in self.rows for s in r["symbols"] if s not in self.symbol_index})
         if unknown:
@@ -154,8 +154,8 @@ class TTSDataset:
             dur = np.load(self.work.duration_path(uid)).astype(np.int64)
             if len(dur) != len(symbols) or int(dur.sum()) != T:
                 raise WorkspaceError(
-                    f"{self.work.duration_path(uid)}: {len(dur)} durations summing to {int(dur.sum())}, "
-                    f"expected {len(symbols)} summing to {T} frames; re-run `tts align --force`"
+                                     f"{self.work.duration_path(uid)}: {len(dur)} durations summing to {int(dur.sum())}, "
+                                     f"expected {len(symbols)} summing to {T} frames; re-run `tts align --force`"
                 )
             item["durations"] = torch.from_numpy(dur)
         if self.attn_prior:

@@ -200,7 +200,7 @@ class HiFiGANTask:
                                          weight_decay=ts.weight_decay if ts else 0.01, **kw)
         self.sched_d = None  # built with the generator's, once steps per epoch are known
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
-        loss_fields = {f: getattr(audio_cfg, f) for f in AudioConfig.__dataclass_fields__}
+        loss_fields = {f.name: getattr(audio_cfg, f.name) for f in fields(AudioConfig)}
         self.loss_audio = AudioConfig(**{**loss_fields, "fmax": settings.loss_fmax})
         self._pending_restore: dict | None = None
 
