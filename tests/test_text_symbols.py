@@ -105,7 +105,7 @@ def test_save_load_round_trip(tmp_path):
 def test_load_rejects_bad_files(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"symbols": ["a", "_"]}', encoding="utf-8")
-    with pytest.raises(ValueError, match="pad"):
+    with pytest.raises(WorkspaceError, match="pad"):
         SymbolTable.load(bad)
     bad.write_text("not json", encoding="utf-8")
     with pytest.raises(WorkspaceError, match="bad.json"):

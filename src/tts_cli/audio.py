@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tts_cli.errors import AudioError
+from tts_cli.workspace import atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -290,8 +291,6 @@ def wav_stream_header(sr: int) -> bytes:
 
 def save_wav(path: str | os.PathLike, wav: Any, sr: int) -> Path:
     """Write 16-bit PCM mono WAV atomically (temp file + rename)."""
-    from tts_cli.workspace import atomic_write_bytes
-
     return atomic_write_bytes(path, wav_bytes(wav, sr))
 
 
@@ -337,8 +336,6 @@ def audio_bytes(wav: Any, sr: int, fmt: str, subtype: str) -> bytes:
 
 def save_audio(path: str | os.PathLike, wav: Any, sr: int) -> Path:
     """Write mono audio atomically in the format its extension names (see AUDIO_FORMATS)."""
-    from tts_cli.workspace import atomic_write_bytes
-
     return atomic_write_bytes(path, audio_bytes(wav, sr, *audio_format(path)))
 
 

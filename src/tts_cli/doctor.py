@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import platform
 import sys
+from tts_cli.config import find_recipe, load_config, RECIPES_DIR
+from tts_cli.inference.voices import default_voice, list_voices, voices_dirs
+from tts_cli.text import espeak_info, phonemize
 
 
 def _checks():
@@ -24,8 +27,6 @@ def _checks():
     yield "cuda", cuda_check, "install a CUDA build of torch: make install TORCH='torch --index-url ...'"
 
     def espeak_check():
-        from tts_cli.text import espeak_info
-
         info = espeak_info()
         return f"{info['version']} from {info['source']} ({info['library_path']})"
     yield "espeak-ng", espeak_check, "pip install espeakng-loader  (or apt install libespeak-ng1)"
@@ -43,8 +44,6 @@ def _checks():
     yield "librosa", librosa_check, "pip install librosa"
 
     def phonemise_check():
-        from tts_cli.text import phonemize
-
         out = phonemize("¿Qué tal? Hola, mundo.", "es")
         if not out.strip():
             raise RuntimeError("empty phonemes")
@@ -53,7 +52,6 @@ def _checks():
 
     def voices_check():
         from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-        from tts_cli.inference.voices import default_voice, list_voices, voices_dirs
 
         errors: list = []
         found = list_voices(errors=errors)
@@ -67,8 +65,6 @@ def _checks():
     yield "voices", voices_check, "reinstall tts-cli: its wheel carries the bundled voice (tts_cli/resources/voices)"
 
     def recipes_check():
-        from .config import RECIPES_DIR, find_recipe, load_config
-
         names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
         if not names:
             raise RuntimeError(f"no recipe in {RECIPES_DIR}")

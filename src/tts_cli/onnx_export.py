@@ -23,6 +23,12 @@ import os
 from pathlib import Path
 
 from tts_cli.errors import ExportError
+from tts_cli.inference.synthesizer import Synthesizer
+from tts_cli.inference.vocoders import HiFiGANVocoder, load_vocoder
+from tts_cli.inference.voices import voice_of
+from tts_cli.models.transformer import mask_from_lens
+from tts_cli.resources import NOTICES, resource_file
+from tts_cli.workspace import atomic_write_bytes
 
 FASTPITCH_FILE = "fastpitch.onnx"
 HIFIGAN_FILE = "hifigan.onnx"
@@ -34,8 +40,6 @@ OPSET = 17
 def _fastpitch_wrapper(model):
     """FastPitch.infer for one utterance with tensor-only controls (traceable)."""
     import torch
-
-    from tts_cli.models.transformer import mask_from_lens
 
     class FastPitchInfer(torch.nn.Module):
         def __init__(self, fp):
@@ -118,8 +122,6 @@ def _save_onnx(module, args: tuple, path: Path, input_names, output_names, dynam
 
 def _voice_info(model_path: Path) -> tuple[dict, list[Path]]:
     """(licence, attribution ... of a bundled voice, its notice files) to travel with the export."""
-    from tts_cli.inference.voices import voice_of
-
     voice = voice_of(model_path)
     if voice is None:
         return {}, []
@@ -133,11 +135,6 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, vocod
     (None = as `tts synthesize` picks it: the voice's own, else the universal HiFi-GAN V1), with
     a bundled voice's licence notices (and the universal HiFi-GAN's) copied beside them."""
     import torch
-
-    from tts_cli.resources import NOTICES, resource_file
-    from tts_cli.inference.synthesizer import Synthesizer
-    from tts_cli.inference.vocoders import HiFiGANVocoder, load_vocoder
-    from tts_cli.workspace import atomic_write_bytes
 
     synth = Synthesizer(model_path, vocoder=vocoder, device="cpu", precision="fp32")
     if not isinstance(synth.vocoder, HiFiGANVocoder):

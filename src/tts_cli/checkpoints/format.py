@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from tts_cli.errors import CheckpointError
+from tts_cli.workspace import atomic_torch_save
 
 FORMAT_VERSION = 1
 KINDS = ("fastpitch", "hifigan")
@@ -68,8 +69,6 @@ def save_checkpoint(
     `extra` holds optional state (optimizer, scheduler, scaler, rng, sampler, epoch, ema, ...);
     it must be tensors / numbers / str / list / dict so `weights_only=True` can read it back.
     """
-    from tts_cli.workspace import atomic_torch_save
-
     if kind not in KINDS:
         raise CheckpointError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
     ckpt = {

@@ -29,6 +29,7 @@ from tts_cli.checkpoints.format import WRAPPER_PREFIXES, safe_torch_load
 from tts_cli.checkpoints.load import checkpoint_from_dict
 from tts_cli.config import AUDIO_ALIASES, DEFAULT_AUDIO, audio_dict
 from tts_cli.errors import CheckpointError, VocoderError
+from tts_cli.models.hifigan import Generator, HiFiGANConfig, PRESETS
 
 if TYPE_CHECKING:  # pragma: no cover
     from tts_cli.models.hifigan import HiFiGANConfig
@@ -72,8 +73,6 @@ def infer_generator_config(state: dict, hint: dict | None = None) -> "HiFiGANCon
     Channels, kernel sizes and resblock type come from the weights; upsampling rates and dilations
     (not visible in weights) from `hint` (a jik876/NVIDIA config) when its values fit, else from the
     preset with the same resblock kernels, else the published rule rate = kernel / 2."""
-    from tts_cli.models.hifigan import PRESETS, HiFiGANConfig
-
     hint = dict(hint or {})
     pre = _weight(state, "conv_pre")
     if pre is None:
@@ -115,8 +114,6 @@ def build_generator(state: dict, config: "HiFiGANConfig"):
     """A Generator with `state` (our flat layout, weight-norm or plain form) loaded."""
     import torch
 
-    from tts_cli.models.hifigan import Generator
-
     gen = Generator(config)
     if not any(k.endswith("weight_v") for k in state):
         gen.remove_weight_norm()
@@ -141,8 +138,6 @@ def build_generator(state: dict, config: "HiFiGANConfig"):
 def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
     """(Generator with weight norm as stored, audio settings, audio_known, format name) from a file."""
     import torch
-
-    from tts_cli.models.hifigan import HiFiGANConfig
 
     path = Path(path)
     if not path.is_file():

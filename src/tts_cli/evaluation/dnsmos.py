@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 from tts_cli.errors import DNSMOSUnavailable
+from tts_cli.audio import resample
 
 SAMPLE_RATE = 16000
 # speechmos result key -> ours (report.json, the evaluate table)
@@ -34,8 +35,6 @@ def score(wav: Any, sample_rate: int, run: Callable | None = None) -> dict[str, 
     """{dnsmos_p808, dnsmos_ovrl, dnsmos_sig, dnsmos_bak} of a mono clip (float, any rate).
 
     `run` replaces `speechmos.dnsmos.run` (tests)."""
-    from tts_cli.audio import resample
-
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     if wav.size == 0:
         raise ValueError("DNSMOS of an empty clip")

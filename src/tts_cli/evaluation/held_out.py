@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
 from tts_cli.errors import ASRUnavailable
-from tts_cli.evaluation.asr import load_asr
+from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation.quick import evaluate_checkpoint_quick
 from tts_cli.workspace import Workspace
 
@@ -25,7 +25,7 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
         return None
     language = str(meta["text"].get("language") or "es")
     try:  # the run's recogniser, else whichever is installed
-        recognizer = load_asr(asr if asr not in (None, "none") else "auto", language=language, threads=2)
+        recognizer = asr_module.load_asr(asr if asr not in (None, "none") else "auto", language=language, threads=2)
     except ASRUnavailable:
         recognizer = None
     model = build_fastpitch(load_checkpoint(path))

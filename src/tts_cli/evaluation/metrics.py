@@ -39,6 +39,9 @@ import unicodedata
 from typing import Sequence
 
 import numpy as np
+from tts_cli.audio import mel_spectrogram
+from tts_cli.config import AudioConfig
+from tts_cli.text.normalize import normalize_text
 
 MCD_ORDER = 24
 GROSS_PITCH_ERROR = 0.2  # relative F0 deviation counted as a gross pitch error (the usual GPE threshold)
@@ -51,8 +54,6 @@ _KEEP_MARKS = {("n", "\u0303"), ("N", "\u0303")}  # ñ / Ñ survive accent foldi
 def normalize_for_scoring(text: str, language: str = "es") -> str:
     """Text as it is compared: spelled-out numbers, lower case, no punctuation, single spaces."""
     try:
-        from tts_cli.text.normalize import normalize_text
-
         text = normalize_text(text, language)
     except Exception:  # the scorer must still work on text the normaliser cannot handle
         text = unicodedata.normalize("NFC", text)
@@ -190,9 +191,6 @@ def mcd_dtw(ref_wav: np.ndarray, syn_wav: np.ndarray, sr: int, order: int = MCD_
 
 def log_mel(wav: np.ndarray, sr: int, audio_cfg=None) -> np.ndarray:
     """Our log-mel [n_mels, T] as numpy (torch imported here, not at module level)."""
-    from tts_cli.audio import mel_spectrogram
-    from tts_cli.config import AudioConfig
-
     cfg = audio_cfg or AudioConfig(sample_rate=int(sr))
     return mel_spectrogram(np.asarray(wav, dtype=np.float32), cfg).numpy()
 

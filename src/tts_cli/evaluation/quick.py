@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from tts_cli.config import audio_config
+from tts_cli.evaluation import asr as asr_module
+from tts_cli.evaluation.metrics import duration_mae_frames, mcd_dtw_mels, summarize, text_scores
+from tts_cli.inference.vocoders import griffin_lim
+from tts_cli.workspace import Workspace
 
 
 def evaluate_checkpoint_quick(
@@ -34,11 +39,6 @@ def evaluate_checkpoint_quick(
     """
     import torch
 
-    from tts_cli.evaluation.asr import load_asr
-    from tts_cli.config import audio_config
-    from tts_cli.evaluation.metrics import duration_mae_frames, mcd_dtw_mels, summarize, text_scores
-    from tts_cli.workspace import Workspace
-
     ws = Workspace(work)
     rows = list(rows) if rows is not None else ws.load_manifest("val")
     rows = rows[: max(0, int(limit))]
@@ -48,10 +48,8 @@ def evaluate_checkpoint_quick(
         names = sorted({str(r.get("speaker", "default")) for r in ws.load_manifest()})
         speakers = {n: i for i, n in enumerate(names)}
     audio_cfg = audio_config(ws.load_config())
-    recognizer = load_asr(asr, language=language, threads=asr_threads) if isinstance(asr, str) else asr
+    recognizer = asr_module.load_asr(asr, language=language, threads=asr_threads) if isinstance(asr, str) else asr
     if recognizer is not None and vocoder is None:
-        from tts_cli.inference.vocoders import griffin_lim
-
         def vocoder(mel):
             return griffin_lim(mel, audio_cfg).numpy()
 

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+from tts_cli.evaluation.metrics import summarize
+from tts_cli.workspace import atomic_write_bytes
 
 SUMMARY_KEYS = ("cer", "cer_folded", "wer", "ref_cer", "ref_cer_folded", "ref_wer", "mcd_db", "f0_rmse_cents",
                 "f0_gross_error_rate", "f0_rmse_cents_fine", "f0_mean_offset_cents", "voicing_error",
@@ -18,8 +20,6 @@ SPEAKER_KEYS = ("cer", "ref_cer", "dnsmos_p808", "mcd_db", "syn_f0_median_hz", "
 
 
 def summarize_key(records: list[dict], key: str) -> dict:
-    from tts_cli.evaluation.metrics import summarize
-
     return summarize([r.get(key) for r in records])
 
 
@@ -157,8 +157,6 @@ def plot_compare(path: Path, plots: list[dict]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from tts_cli.workspace import atomic_write_bytes
 
     fig, axes = plt.subplots(len(plots), 3, figsize=(15, 3.2 * len(plots)), squeeze=False)
     for row, p in zip(axes, plots):

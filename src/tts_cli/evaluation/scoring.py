@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from tts_cli.audio import load_audio, resample, save_wav
+from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.evaluation.metrics import duration_mae_frames, duration_stats, f0_level_range, f0_rmse_cents, log_mel, mcd_dtw_mels, text_scores
+from tts_cli.pitch import extract_f0
 
 
 class DurationModel:
@@ -31,8 +35,6 @@ class DurationModel:
     @classmethod
     def from_checkpoint(cls, checkpoint: Path | dict, device: str) -> "DurationModel":
         """From a checkpoint file, or a checkpoint dict already loaded."""
-        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-
         ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         model = build_fastpitch(ckpt, aligner=False, strict=False).to(device)
         return cls(model, ckpt.get("symbols") or [], ckpt.get("speakers"), device)
@@ -67,10 +69,6 @@ def _finite(x) -> float | None:
 
 def score_utterance(item: dict, synth, asr, ctx: dict) -> tuple[dict, dict | None]:
     """(record, plot data or None) for one utterance; raises on a problem with this utterance."""
-    from tts_cli.audio import load_audio, resample, save_wav
-    from tts_cli.evaluation.metrics import (duration_mae_frames, duration_stats, f0_level_range, f0_rmse_cents, log_mel,
-                                 mcd_dtw_mels, text_scores)
-
     uid, text = item["id"], item["text"]
     sr, language = ctx["sample_rate"], ctx["language"]
     rec: dict[str, Any] = {"id": uid, "speaker": item.get("speaker"), "text": text}
@@ -142,8 +140,6 @@ def score_utterance(item: dict, synth, asr, ctx: dict) -> tuple[dict, dict | Non
 
 
 def _f0(wav: np.ndarray, n_frames: int, speaker: str | None, ctx: dict) -> np.ndarray:
-    from tts_cli.pitch import extract_f0
-
     fmin, fmax = ctx["pitch"]["speakers"].get(str(speaker), (None, None))
     return extract_f0(wav, ctx["sample_rate"], ctx["pitch"]["method"], fmin, fmax,
                       hop_length=int(ctx["audio_cfg"].hop_length), n_frames=n_frames)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tts_cli.errors import ConfigError, SynthesisError
+from tts_cli.config import check_number
 
 
 # Default contrast for the unmatched universal HiFi-GAN (see `mel_contrast`); chosen on held-out
@@ -58,8 +59,6 @@ PITCH_SHIFT_RANGE = (-24.0, 24.0)  # semitones
 def check_controls(speed: float = 1.0, pitch_shift: float = 0.0, pitch_scale: float = 1.0,
                    energy_scale: float = 1.0) -> None:
     """SynthesisError naming the option for a control outside its sane range (checked once, before speaking)."""
-    from tts_cli.config import check_number
-
     try:
         check_number("--speed", speed, low=SPEED_RANGE[0], high=SPEED_RANGE[1])
         check_number("--pitch-shift", pitch_shift, low=PITCH_SHIFT_RANGE[0], high=PITCH_SHIFT_RANGE[1])

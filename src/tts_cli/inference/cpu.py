@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from tts_cli.errors import ConfigError, SynthesisError
+from tts_cli.config import check_device
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ def resolve_device(device: str | None) -> str:
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    from tts_cli.config import check_device
 
     try:
         check_device(device)

@@ -35,12 +35,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tts_cli.errors import SynthesisError
+from tts_cli.errors import CheckpointError, OnnxError, SynthesisError
 from tts_cli.inference.controls import UNMATCHED_CONTRAST, PitchControl, check_controls, mel_contrast
-from tts_cli.inference.cpu import resolve_device
+from tts_cli.inference.cpu import resolve_device, tune_malloc_for_inference
 from tts_cli.inference.resolve import find_vocoder_beside
 from tts_cli.text.chunking import MAX_CHUNK_CHARS, Chunk, pause_samples, split_text
-from tts_cli.text.frontend import SILENT_SYMBOLS
+from tts_cli.text.frontend import espeak_version_warning, SILENT_SYMBOLS
+from tts_cli.checkpoints.format import require_kind
+from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.config import check_audio_match, DEFAULT_AUDIO
+from tts_cli.inference.vocoders import load_default_vocoder, load_vocoder, PRECISIONS, Vocoder
+from tts_cli.prosody import denormalize_pitch
+from tts_cli.text import espeak_info, texts_to_symbols
+from tts_cli.text.symbols import canonical_text_type, SymbolTable
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +105,6 @@ class Synthesizer:
                  contrast: float | None = None, engine: str = "torch"):
         import torch
 
-        from tts_cli.inference.vocoders import PRECISIONS
-
         if precision not in PRECISIONS:
             raise SynthesisError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         if int(batch_size) < 1:
@@ -131,13 +136,10 @@ class Synthesizer:
         self.mel_contrast = float(contrast)
         self._torch = torch
         if torch.device(self.device).type == "cpu":
-            from tts_cli.inference.cpu import tune_malloc_for_inference
-
             tune_malloc_for_inference()  # FastPitch's decoder activations page-fault too
 
     def _load_onnx(self, model, device, contrast) -> tuple[dict, Any, float | None]:
         """`tts export --format onnx` files run by onnxruntime (tts_cli.inference.onnx_engine)."""
-        from tts_cli.errors import OnnxError
         from tts_cli.inference.onnx_engine import load_onnx
 
         if device not in (None, "auto", "cpu"):
@@ -152,10 +154,6 @@ class Synthesizer:
         return ckpt, onnx_vocoder, contrast
 
     def _load_torch(self, model, device) -> dict:
-        from tts_cli.checkpoints.format import require_kind
-        from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-        from tts_cli.errors import CheckpointError
-
         self.device = resolve_device(device)
         try:
             ckpt = model if isinstance(model, dict) else load_checkpoint(model)
@@ -169,8 +167,6 @@ class Synthesizer:
 
     def _read_front_end(self, ckpt: dict) -> None:
         """The text front end the checkpoint was trained with, never a re-guessed one."""
-        from tts_cli.text.symbols import SymbolTable, canonical_text_type
-
         symbols = ckpt.get("symbols")
         if not symbols:
             raise SynthesisError(f"{self.model_path or 'model'}: the checkpoint has no symbol table")
@@ -183,9 +179,6 @@ class Synthesizer:
         self.keep_stress = bool(text.get("keep_stress", True))
 
     def _open_vocoder(self, vocoder: Any, onnx_vocoder: Any, precision: str):
-        from tts_cli.config import check_audio_match
-        from tts_cli.inference.vocoders import Vocoder, load_default_vocoder, load_vocoder
-
         if isinstance(vocoder, Vocoder):
             check_audio_match(self.audio, vocoder.audio)
             return vocoder
@@ -223,8 +216,6 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ front end
     def _input_type(self, text_type: str | None) -> str:
-        from tts_cli.text.symbols import canonical_text_type
-
         want = canonical_text_type(text_type) if text_type else self.text_type
         model_chars = self.text_type == "characters"
         if model_chars and want == "phonemes":
@@ -239,8 +230,6 @@ class Synthesizer:
         if self._espeak_checked:
             return
         self._espeak_checked = True
-        from tts_cli.text.frontend import espeak_version_warning
-        from tts_cli.text import espeak_info
 
         try:
             current = espeak_info().get("version")
@@ -253,8 +242,6 @@ class Synthesizer:
     def _chunk_symbols(self, chunks: list[Chunk], input_type: str, dropped: dict[str, int]) -> list[list[str]]:
         """Model symbols per chunk; text pieces of all chunks go through the front end in one call.
         Characters the front end took out as unspeakable are counted into `dropped`."""
-        from tts_cli.text import texts_to_symbols
-
         texts = [c for ch in chunks for k, c in ch.segments if k == "text"]
         phon = [c for ch in chunks for k, c in ch.segments if k == "phonemes"]
         if texts and input_type == "text":
@@ -358,8 +345,6 @@ class Synthesizer:
                        controls: dict, frames_per_symbol: float | None) -> tuple[dict, dict]:
         """FastPitch in batches of chunks sorted by length (little padding): ({chunk: mel},
         {chunk: (durations, pitch in Hz)})."""
-        from tts_cli.prosody import denormalize_pitch
-
         torch = self._torch
         order = sorted(keep, key=lambda i: len(encoded[i]))
         mels: dict[int, Any] = {}
@@ -470,8 +455,6 @@ class Synthesizer:
 
 
 def _default_audio() -> dict:
-    from tts_cli.config import DEFAULT_AUDIO
-
     return dict(DEFAULT_AUDIO)
 
 

@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tts_cli.checkpoints.hifigan import load_hifigan
-from tts_cli.config import DEFAULT_AUDIO, audio_dict, check_audio_match
+from tts_cli.config import audio_dict, AudioConfig, check_audio_match, DEFAULT_AUDIO
 from tts_cli.errors import VocoderError
 from tts_cli.inference.cpu import bf16_convs_faster, tune_malloc_for_inference
+from tts_cli.audio import mel_filterbank
+from tts_cli.models.hifigan import receptive_field_frames
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -71,8 +73,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # HiFi-GAN inference precision (G
 @functools.lru_cache(maxsize=8)
 def _mel_pinv(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     """Pseudo-inverse of the mel basis (an SVD of 80 x 513: computed once per setting, not per call)."""
-    from tts_cli.audio import mel_filterbank
-
     basis = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
     return np.linalg.pinv(basis.astype(np.float64)).astype(np.float32)
 
@@ -201,7 +201,6 @@ class GriffinLimVocoder(Vocoder):
     def __init__(self, audio: dict, device: str = "cpu", n_iter: int = 32):
         super().__init__(audio, device)
         self.n_iter = n_iter
-        from tts_cli.config import AudioConfig
 
         known = {f.name for f in fields(AudioConfig)}
         self._cfg = AudioConfig(**{k: v for k, v in self.audio.items() if k in known})
@@ -242,8 +241,6 @@ class HiFiGANVocoder(Vocoder):
                  channels_last: bool | None = None, source: str = "", max_frames: int | None = None,
                  window: int | tuple[int, ...] | None = None, label: str | None = None):
         import torch
-
-        from tts_cli.models.hifigan import receptive_field_frames
 
         super().__init__(audio, device)
         dev = torch.device(device)

@@ -6,10 +6,16 @@ from datetime import date
 from pathlib import Path
 from typing import Sequence
 
-from tts_cli.errors import VoiceError
+from tts_cli.errors import CheckpointError, VocoderError, VoiceError
 from tts_cli.inference.voices import (ACOUSTIC_FILE, ALIGNER_FILE, VOCODER_FILE, VOICE_FILE, VOICE_FORMAT_VERSION,
                                       _NAME, Voice, load_voice)
 from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_checkpoint
+from tts_cli.checkpoints.aligner import read_aligner_file
+from tts_cli.checkpoints.format import clean_state_dict, FORMAT_VERSION, require_kind
+from tts_cli.checkpoints.hifigan import load_hifigan
+from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.config import check_audio_match, DEFAULT_AUDIO
+from tts_cli.models.hifigan import PRESETS
 
 
 def half_state(state: dict) -> dict:
@@ -33,9 +39,6 @@ def _state_bytes(state: dict) -> int:
 
 def _acoustic_payload(ckpt: dict, fp16: bool, keep_aligner: bool) -> tuple[dict, dict]:
     """(inference-only FastPitch checkpoint, its description for voice.json)."""
-    from tts_cli.checkpoints.format import FORMAT_VERSION, clean_state_dict
-    from tts_cli.checkpoints.load import build_fastpitch
-
     state = clean_state_dict(ckpt["model"])
     config = dict(ckpt["config"])
     if not keep_aligner:  # synthesis builds FastPitch with aligner=False: the aligner is training-only
@@ -58,14 +61,6 @@ def _acoustic_payload(ckpt: dict, fp16: bool, keep_aligner: bool) -> tuple[dict,
 
 def _vocoder_payload(path: Path, acoustic_audio: dict, fp16: bool) -> tuple[dict, dict]:
     """(inference-only HiFi-GAN checkpoint, its description) from any file load_hifigan reads."""
-    from tts_cli.checkpoints.format import FORMAT_VERSION
-    from tts_cli.checkpoints.load import load_checkpoint
-    from tts_cli.errors import CheckpointError
-    from tts_cli.models.hifigan import PRESETS
-    from tts_cli.config import DEFAULT_AUDIO, check_audio_match
-    from tts_cli.errors import VocoderError
-    from tts_cli.checkpoints.hifigan import load_hifigan
-
     try:
         gen, audio, known, fmt = load_hifigan(path)
         if known:
@@ -97,8 +92,6 @@ def _vocoder_payload(path: Path, acoustic_audio: dict, fp16: bool) -> tuple[dict
 
 def _aligner_payload(path: Path, fp16: bool) -> tuple[dict, dict]:
     """A `tts align` aligner.pt without its optimizer and RNG state: what a new workspace starts from."""
-    from tts_cli.checkpoints.aligner import read_aligner_file
-
     ckpt = read_aligner_file(path)
     if ckpt is None:
         raise VoiceError(f"{path}: not a readable `tts align` aligner.pt")
@@ -141,10 +134,6 @@ def export_voice(
     voice.json last, so a failed export never leaves something that looks like a voice.
     """
     from rich.console import Console
-
-    from tts_cli.checkpoints.format import require_kind
-    from tts_cli.checkpoints.load import load_checkpoint
-    from tts_cli.errors import CheckpointError
 
     console = console or Console(stderr=True)
     folder = _target_folder(Path(out_dir), name, overwrite)

@@ -26,6 +26,7 @@ from tts_cli.prosody import average_per_symbol
 from tts_cli.config import Settings, check_known_keys
 from tts_cli.errors import ConfigError
 from tts_cli.models.transformer import FFTransformer, mask_from_lens
+from tts_cli.models.alignment import AlignmentEncoder, BinarizationLoss, binarize, ForwardSumLoss, prior_batch
 
 ALIGNMENTS = ("external", "learned")
 
@@ -205,8 +206,6 @@ class FastPitch(nn.Module):
             self.energy_predictor = self.energy_emb = None
         self.proj = nn.Linear(d, cfg.n_mel_channels)
         if cfg.aligner:
-            from .alignment import AlignmentEncoder
-
             self.attention = AlignmentEncoder(cfg.n_mel_channels, d, cfg.aligner_channels, cfg.aligner_temperature)
         else:
             self.attention = None
@@ -226,14 +225,10 @@ class FastPitch(nn.Module):
 
     def align(self, batch: dict, enc_mask: torch.Tensor):
         """Aligner + MAS: (durations [B, N] long, soft, hard, logprob), attention [B, 1, T, N]."""
-        from .alignment import binarize
-
         symbols, symbol_lens = batch["symbols"], batch["symbol_lens"]
         mels, mel_lens = batch["mels"], batch["mel_lens"]
         prior = batch.get("attn_prior")
         if prior is None:
-            from .alignment import prior_batch
-
             prior = prior_batch(symbol_lens.tolist(), mel_lens.tolist(), max_text=symbols.size(1),
                                 max_mel=mels.size(2)).to(mels.device)
         keys = self.encoder.word_emb(symbols).transpose(1, 2)  # raw embeddings, as NVIDIA
@@ -382,7 +377,6 @@ class FastPitchLoss(nn.Module):
         super().__init__()
         self.mel_weight, self.dur_weight = mel_weight, dur_weight
         self.pitch_weight, self.energy_weight, self.attn_weight = pitch_weight, energy_weight, attn_weight
-        from .alignment import BinarizationLoss, ForwardSumLoss
 
         self.forward_sum = ForwardSumLoss()
         self.binarization = BinarizationLoss()

@@ -28,8 +28,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tts_cli.errors import RequestError
+from tts_cli.errors import AudioError, RequestError
 from tts_cli.serve.service import SpeechService
+from tts_cli.audio import audio_bytes, audio_format, pcm16_bytes, wav_bytes, wav_stream_header
+from tts_cli.inference.controls import SPEED_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +84,6 @@ def _check_format(fmt: str) -> str:
         raise RequestError(f"response_format {fmt[:20]!r} is not supported; use {', '.join(MEDIA_TYPES)}",
                            param="response_format")
     if fmt in FILE_FORMATS:
-        from tts_cli.errors import AudioError
-        from tts_cli.audio import audio_format
-
         try:
             audio_format("x" + FILE_FORMATS[fmt])
         except AudioError:
@@ -94,8 +93,6 @@ def _check_format(fmt: str) -> str:
 
 
 def _check_request(req: SpeechRequest, service: SpeechService) -> None:
-    from tts_cli.inference.controls import SPEED_RANGE
-
     if req.model not in service.model_ids():
         raise RequestError(f"unknown model {req.model[:80]!r}; use one of {', '.join(service.model_ids())}",
                            param="model")
@@ -226,8 +223,6 @@ class _AdmittedStream(StreamingResponse):
 def _respond(service: SpeechService, spoken, fmt: str, stream: bool, start: int, first) -> Response:
     """The audio response: streamed sentence by sentence (wav, pcm) or encoded whole."""
     import numpy as np
-
-    from tts_cli.audio import audio_bytes, audio_format, pcm16_bytes, wav_bytes, wav_stream_header
 
     sr = spoken.synth.sample_rate
     headers = {"X-Sample-Rate": str(sr), "X-Voice": spoken.voice}

@@ -12,7 +12,11 @@ import time
 from pathlib import Path
 
 from tts_cli.serve.service import Settings, SpeechService
-from tts_cli.errors import ServeError
+from tts_cli.errors import ServeError, SynthesisError
+from tts_cli.inference.cpu import set_torch_threads
+from tts_cli.inference.resolve import resolve_model
+from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer
+from tts_cli.inference.voices import voice_of
 
 ENV_API_KEY = "TTS_API_KEY"
 log = logging.getLogger(__name__)
@@ -37,8 +41,6 @@ def _served_name(model_path: Path, engine: str) -> str:
     """The voice id of the served model: a bundled voice's name, else the run or file name."""
     import re
 
-    from tts_cli.inference.voices import voice_of
-
     voice = voice_of(model_path) if engine == "torch" else None
     if voice is not None:
         return voice.name
@@ -54,11 +56,6 @@ def build_service(model=None, run=None, voice=None, engine: str = "torch", vocod
     import warnings
 
     import torch
-
-    from tts_cli.inference.cpu import set_torch_threads
-    from tts_cli.errors import SynthesisError
-    from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer
-    from tts_cli.inference.resolve import resolve_model
 
     settings = settings or Settings()
     if engine == "onnx" and (model is None or run is not None or voice is not None):

@@ -24,7 +24,10 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from tts_cli.errors import RequestError
+from tts_cli.errors import RequestError, SynthesisError
+from tts_cli.inference.synthesizer import Synthesizer
+from tts_cli.inference.voices import get_voice, list_voices
+from tts_cli.text.chunking import pause_samples, split_text
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +72,11 @@ class SpeechService:
     def voice_names(self) -> list[str]:
         names = {self.default_name}
         if self._bundled:
-            from tts_cli.inference.voices import list_voices
-
             names |= {v.name for v in list_voices(errors=[])}
         return sorted(names)
 
     def voices(self) -> list[dict]:
         """The /v1/voices listing: loaded models first-hand, bundled ones from voice.json."""
-        from tts_cli.inference.voices import list_voices
-
         meta = {v.name: v for v in list_voices(errors=[])} if self._bundled else {}
         out = []
         for name in self.voice_names():
@@ -100,9 +99,6 @@ class SpeechService:
         """The Synthesizer of voice `name` (a name from `voice_names()`), loaded once."""
         with self._load_lock:
             if name not in self._synths:
-                from tts_cli.inference.synthesizer import Synthesizer
-                from tts_cli.inference.voices import get_voice
-
                 voice = get_voice(name)
                 default = self._synths[self.default_name]
                 shared = default.vocoder if voice.vocoder_path is None and default.vocoder.is_default else None
@@ -126,9 +122,6 @@ class SpeechService:
 
     async def prepare(self, text: str, voice: str | None, speed: float) -> Speech:
         """Resolve the voice and speaker and split the text; RequestError for what is wrong."""
-        from tts_cli.errors import SynthesisError
-        from tts_cli.text.chunking import split_text
-
         name, speaker = self._split(voice)
         synth = self._synths.get(name)
         if synth is None:
@@ -155,8 +148,6 @@ class SpeechService:
     # ------------------------------------------------------------------ synthesis
     def _speak(self, speech: Speech, i: int) -> np.ndarray:
         """Chunk i's samples followed by its pause (none after the last chunk)."""
-        from tts_cli.text.chunking import pause_samples
-
         synth, chunk = speech.synth, speech.chunks[i]
         wav = synth.synthesize(chunk.text, speaker=speech.speaker, speed=speech.speed).wav
         if i == len(speech.chunks) - 1:
@@ -166,8 +157,6 @@ class SpeechService:
     async def first_audio(self, speech: Speech) -> tuple[int, np.ndarray]:
         """(index, samples) of the first chunk that can be spoken, made before any byte is sent, so
         a text with nothing speakable is a 400, not a broken stream. Chunks before it are skipped."""
-        from tts_cli.errors import SynthesisError
-
         loop = asyncio.get_running_loop()
         first_error = None
         for i in range(len(speech.chunks)):
@@ -179,8 +168,6 @@ class SpeechService:
 
     async def rest_audio(self, speech: Speech, start: int) -> AsyncIterator[np.ndarray]:
         """Samples of chunks start.. one at a time; an unspeakable chunk is skipped (logged)."""
-        from tts_cli.errors import SynthesisError
-
         loop = asyncio.get_running_loop()
         for i in range(start, len(speech.chunks)):
             try:
@@ -193,8 +180,6 @@ class SpeechService:
         before the first request: the kernels for every window are built, and the heap grows to its
         working size (glibc keeps freed activations for reuse, `tune_malloc_for_inference`), so
         neither the first long sentence's latency nor the memory after it is a surprise."""
-        from tts_cli.text.chunking import split_text
-
         synth = self._synths[self.default_name]
         speech = Speech(synth=synth, voice=self.default_name, speaker=None, chunks=split_text(text, synth.max_chunk_chars))
         for i in range(len(speech.chunks)):  # on the pool: a worker thread's malloc arena is the one requests use

@@ -28,6 +28,7 @@ from .align_data import clear_mel_cache, load_items, load_mel, query_features
 from .align_durations import extract_durations
 from .align_settings import learned_settings, workspace_config
 from .align_training import aligner_from_checkpoint, is_auto, resolve_init_from, train_aligner
+from tts_cli.config import check_device, dump_yaml
 
 
 def align(work: str | Path, steps: int | None = None, batch_size: int | None = None, device: str = "cpu",
@@ -45,8 +46,6 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     Returns a summary dict.
     """
     from rich.console import Console
-
-    from ..config import check_device
 
     console = console or Console(stderr=True)
     ws = Workspace(work)
@@ -97,8 +96,6 @@ def _aligner(ws: Workspace, items: list, skipped: list[dict], symbols: list[str]
     """(model, info, usable items, query features): the aligner taken from `from_checkpoint` or
     trained on WORK, and WORK/align_config.yaml saying which. Utterances whose query features
     cannot be computed move to `skipped`."""
-    from ..config import dump_yaml
-
     if from_checkpoint is not None:
         model, dims = aligner_from_checkpoint(from_checkpoint, symbols, n_mel, cfg.temperature)
         for k, v in dims.items():

@@ -10,6 +10,10 @@ from typing import Any
 import numpy as np
 
 from tts_cli.workspace import Workspace
+from tts_cli.audio import load_audio, mel_spectrogram
+from tts_cli.config import audio_config
+from tts_cli.errors import AudioError
+from tts_cli.models.alignment import prior_batch
 
 
 @dataclass
@@ -116,8 +120,6 @@ class QueryFeatures:
     def compute(self, ws: Workspace, utt: Utterance) -> np.ndarray:
         from dataclasses import replace
 
-        from tts_cli.audio import load_audio, mel_spectrogram
-
         wav = load_audio(ws.wav_path(utt.id), int(self.audio.sample_rate))
         mel = mel_spectrogram(wav, replace(self.audio, win_length=self.win_length)).numpy()
         if mel.shape[1] != utt.n_frames:
@@ -132,9 +134,6 @@ def query_features(ws: Workspace, items: list[Utterance], cfg_all: dict, win_len
     item (cached like mels), or None (use WORK/mels) when it is 0, not shorter than the mels'
     window, or the workspace lacks some processed wav (a warning then: one kind of feature for
     the whole run). Utterances whose wav is unusable are reported in `bad` and must be skipped."""
-    from tts_cli.errors import AudioError
-    from ..config import audio_config
-
     audio = audio_config(cfg_all)
     win = int(win_length or 0)
     if win <= 0 or win >= int(audio.win_length):
@@ -158,8 +157,6 @@ def query_features(ws: Workspace, items: list[Utterance], cfg_all: dict, win_len
 def collate(ws: Workspace, batch: list[Utterance], n_mel: int, prior_scaling: float, skip_silent: bool,
              features: QueryFeatures | None = None):
     import torch
-
-    from ..models.alignment import prior_batch
 
     t_text = max(len(u.ids) for u in batch)
     t_mel = max(u.n_frames for u in batch)

@@ -11,6 +11,7 @@ import numpy as np
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_bytes
 from .align_data import QueryFeatures, Utterance, collate
 from .align_settings import AlignConfig
+from tts_cli.models.alignment import mas_batch
 
 
 def extract_durations(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: AlignConfig, device: str, plot_ids: set,
@@ -18,8 +19,6 @@ def extract_durations(ws: Workspace, model, items: list[Utterance], n_mel: int, 
     """MAS durations for `items`; writes durations (and plots); returns per-utterance stats."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..models.alignment import mas_batch
 
     model.eval()
     order = sorted(items, key=lambda u: u.n_frames)

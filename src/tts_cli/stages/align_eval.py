@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tts_cli.errors import WorkspaceError
+from tts_cli.workspace import Workspace
 
 STRESS = "ˈˌ"
 # Modifiers that espeak and our symbol table may place differently; irrelevant to timing.
@@ -94,8 +95,6 @@ class AccuracyResult:
 def evaluate(work: str | Path, truth: str | Path | dict, tolerance_ms: float = 20.0, frame_offset: float = 0.0,
              hop_length: int | None = None, sample_rate: int | None = None) -> AccuracyResult:
     """Compare WORK/durations with the truth's phoneme starts (see module docstring)."""
-    from tts_cli.workspace import Workspace
-
     ws = Workspace(work)
     rows = ws.load_manifest()
     cfg = ws.load_config() if ws.config.exists() else {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tts_cli.errors import ConfigError
 from tts_cli.workspace import Workspace
+from tts_cli.config import check_number, deep_merge, load_config
 
 
 @dataclass
@@ -79,8 +80,6 @@ class AlignConfig:
 
 def check_align_config(cfg: AlignConfig) -> None:
     """ValueError naming the setting for nonsense (recipe `align:` or --steps / --batch-size)."""
-    from ..config import check_number
-
     for name in ("steps", "batch_size", "save_every", "extract_batch_size", "n_text_channels", "n_att_channels"):
         check_number(f"align {name}", getattr(cfg, name), low=1, integer=True)
     for name in ("lr", "temperature", "prior_scaling"):
@@ -107,8 +106,6 @@ def learned_settings(cfg_all: dict, steps: int | None = None, batch_size: int | 
 
 def workspace_config(ws: Workspace, config: str | Path | dict | None) -> dict:
     """The workspace's resolved settings with a recipe (name, path or dict) laid over them."""
-    from ..config import deep_merge, load_config
-
     base = ws.load_config() if ws.config.exists() else {}
     if isinstance(config, dict):
         return deep_merge(base, config)

@@ -43,6 +43,9 @@ from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, at
 from .align_data import Utterance
 from .align_durations import plot_alignment
 from .align_settings import align_config, learned_settings, workspace_config
+from tts_cli.config import audio_config, dump_yaml
+from tts_cli.stages.align import align as learned_align, print_summary_table
+from tts_cli.teacher.kokoro import TIED_TO_KOKORO
 
 TEACHER_FILE = "teacher_durations.jsonl"
 SIDECAR_DIR = "teacher"
@@ -53,8 +56,6 @@ LENGTH_TOLERANCE_S = 0.05
 
 def _teacher_letters() -> dict[str, str]:
     """Kokoro's single letters for tied pairs -> the characters our front end writes (ʧ -> tʃ)."""
-    from tts_cli.teacher.kokoro import TIED_TO_KOKORO
-
     return {letter: tied.replace("^", "") for tied, letter in TIED_TO_KOKORO.items()}
 
 
@@ -311,8 +312,6 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     """
     from rich.console import Console
 
-    from ..config import audio_config
-
     if fallback not in FALLBACKS:
         raise ConfigError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
     if not 0.0 < float(min_match) <= 1.0:
@@ -344,8 +343,6 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
                       "text_type text (espeak phonemes)?[/]")
     learned_summary = None
     if leftovers and fallback == "learned":
-        from .align import align as learned_align
-
         console.print(f"learned aligner for the {len(leftovers)} utterance(s) without teacher durations")
         learned_summary = learned_align(work, force=force, config=config, console=console, only=set(leftovers),
                                         **learned)
@@ -434,8 +431,6 @@ def _match_row(row: dict, ws: Workspace, table: set, index: TeacherIndex, corpus
 
 def _write_align_config(ws: Workspace, settings: dict, corpus: Path, learned_ran: bool) -> dict:
     """WORK/align_config.yaml for the teacher run, keeping the learned fallback's settings inside it."""
-    from ..config import dump_yaml
-
     doc = {"align": settings, "source": f"teacher:{corpus.resolve()}"}
     learned_cfg = ws.root / "align_config.yaml"  # just written by the learned fallback
     if learned_ran and learned_cfg.exists():
@@ -465,8 +460,6 @@ def _merge_report(ws: Workspace, rows: list[dict], leftovers: set) -> list[dict]
 
 
 def _print_summary(console, ws: Workspace, s: dict) -> None:
-    from .align import print_summary_table
-
     print_summary_table(console, f"tts align --from-teacher: {ws.root}", s, [
         ("utterances in manifest", "utterances"), ("teacher rows found", "teacher_rows"),
         ("tokens identical", "exact"), ("tokens equivalent (tie letters, punctuation)", "equivalent"),

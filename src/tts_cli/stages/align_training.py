@@ -10,16 +10,18 @@ from typing import Any
 import numpy as np
 
 from tts_cli.checkpoints.aligner import ALIGNER_FORMAT, read_aligner_source, save_aligner_checkpoint
-from tts_cli.errors import AlignmentError
+from tts_cli.errors import AlignmentError, VoiceError
 from tts_cli.workspace import Workspace
 from .align_data import QueryFeatures, Utterance, batch_for_step, collate
 from .align_settings import AlignConfig
+from tts_cli.config import audio_dict, audio_differences
+from tts_cli.inference.voices import default_voice, resolve_init_from as voice_file
+from tts_cli.models.alignment import Aligner, BinarizationLoss, binarize, ForwardSumLoss
+from tts_cli.training.init_from import _remap_symbols, LoadReport
 
 # --------------------------------------------------------------------------- checkpoints
 
 def _build_model(n_symbols: int, n_mel: int, cfg: AlignConfig):
-    from ..models.alignment import Aligner
-
     return Aligner(n_symbols, n_mel, cfg.n_text_channels, cfg.n_att_channels, cfg.temperature)
 
 
@@ -31,8 +33,6 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
     further training): symbols the checkpoint lacks start at the nearest ones it knows; False:
     they are an error (an aligner used as it is cannot place a sound it never saw)."""
     import torch
-
-    from ..models.alignment import Aligner
 
     path = Path(path)
     if not path.exists():
@@ -56,8 +56,6 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
         if missing and not new_symbols:
             raise AlignmentError(f"{path}: symbols of this workspace unknown to the checkpoint: {' '.join(missing[:20])}")
         if missing:
-            from tts_cli.training.init_from import LoadReport, _remap_symbols
-
             emb = _remap_symbols(emb, torch.empty(len(symbols), emb.shape[1]), list(ck_symbols), list(symbols), 0,
                                  LoadReport(str(path)))
         else:
@@ -87,8 +85,6 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
     anew whatever aligner.pt holds (it is replaced at the first save, so a start that fails keeps it)."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from ..models.alignment import BinarizationLoss, ForwardSumLoss, binarize
 
     torch.manual_seed(seed)
     model = _build_model(len(symbols), n_mel, cfg).to(device)
@@ -177,8 +173,6 @@ def _resume(path: Path, model, opt, cfg: AlignConfig, symbols: list[str], n_mel:
 
 def _audio_settings(ws: Workspace) -> dict:
     """The workspace's mel settings (what an aligner.pt records it learned on)."""
-    from tts_cli.config import audio_dict
-
     return audio_dict((ws.load_config() if ws.config.exists() else {}).get("audio") or {})
 
 
@@ -186,8 +180,6 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
     """(model, source) of the aligner `init_from` names, for further training on this workspace, or
     (None, None): from scratch. It must be of the configured size and have learned on the same mel
     settings and query features; "auto" passes over one that does not fit (said so), else an error."""
-    from tts_cli.config import audio_differences
-
     auto = is_auto(cfg.init_from)
     try:
         source = resolve_init_from(cfg.init_from)
@@ -220,10 +212,6 @@ def resolve_init_from(spec: str) -> Path | None:
     """`init_from` -> the aligner file to start from, or None (from scratch): "none" (or "");
     "auto" (the default voice's aligner, None when there is none); "bundled" / "bundled:NAME";
     a path to an aligner.pt or a FastPitch checkpoint with its joint aligner (it must exist)."""
-    from tts_cli.errors import VoiceError
-    from tts_cli.inference.voices import default_voice
-    from tts_cli.inference.voices import resolve_init_from as voice_file
-
     spec = str(spec or "").strip()
     if spec.lower() in ("", "none", "scratch"):
         return None

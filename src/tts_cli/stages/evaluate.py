@@ -28,7 +28,11 @@ from tts_cli.config import AudioConfig, audio_config
 from tts_cli.evaluation.report import SUMMARY_KEYS, by_speaker, json_safe, plot_compare, print_table, summarize_key
 from tts_cli.evaluation.scoring import DurationModel, score_utterance
 from tts_cli.workspace import Workspace, atomic_write_json
-from tts_cli.errors import EvaluateError
+from tts_cli.errors import ASRUnavailable, DNSMOSUnavailable, EvaluateError, SynthesisError
+from tts_cli.evaluation import asr as asr_module, dnsmos as dnsmos_module
+from tts_cli.inference.resolve import resolve_model
+from tts_cli.inference.synthesizer import Synthesizer
+from tts_cli.pitch import DEFAULT_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,6 @@ def _pitch_settings(ws) -> dict:
     """The pitch extractor settings the workspace used (method, per-speaker fmin/fmax)."""
     import json
 
-    from tts_cli.pitch import DEFAULT_METHOD
-
     out = {"method": DEFAULT_METHOD, "speakers": {}}
     if ws is not None and ws.pitch_stats.exists():
         try:
@@ -98,8 +100,6 @@ def _resolve_checkpoint(model: str | Path) -> Path:
         raise EvaluateError(f"{p}: no such checkpoint file or run folder")
     if p.is_file():
         return p
-    from tts_cli.errors import SynthesisError
-    from tts_cli.inference.resolve import resolve_model
 
     try:
         return Path(resolve_model(p))
@@ -111,7 +111,6 @@ def _open_synthesizer(model, vocoder, device: str):
     """A synthesizer object: `model` itself when it already has `.synthesize`, else tts_cli.inference.synthesizer."""
     if hasattr(model, "synthesize"):
         return model
-    from tts_cli.inference.synthesizer import Synthesizer
 
     return Synthesizer(model, vocoder=vocoder, device=device)
 
@@ -214,14 +213,11 @@ def _load_recognizer(asr: str, language: str, device: str, asr_threads: int, con
     """(recogniser or None, the report's `asr` entry); a missing extra skips the ASR part, not the run."""
     from rich.markup import escape
 
-    # looked up at call time, so a test's monkeypatch of load_asr is seen
-    from tts_cli.errors import ASRUnavailable
-    from tts_cli.evaluation.asr import load_asr
 
     asr_info: dict[str, Any] = {"name": asr, "language": language}
     recognizer = None
     try:
-        recognizer = load_asr(asr, language=language, device=device, threads=asr_threads)
+        recognizer = asr_module.load_asr(asr, language=language, device=device, threads=asr_threads)
     except ASRUnavailable as e:
         asr_info["skipped"] = str(e)
         console.print(f"[yellow]ASR skipped:[/] {escape(str(e))}")
@@ -237,11 +233,8 @@ def _load_dnsmos(enabled: bool, console) -> tuple[Any, dict]:
     dnsmos_info: dict[str, Any] = {"name": "DNSMOS (speechmos 0.0.1.1: P.808, P.835 SIG/BAK/OVRL), 16 kHz"}
     scorer = None
     if enabled:
-        from tts_cli.errors import DNSMOSUnavailable
-        from tts_cli.evaluation.dnsmos import load_dnsmos
-
         try:
-            scorer = load_dnsmos()
+            scorer = dnsmos_module.load_dnsmos()
         except DNSMOSUnavailable as e:
             dnsmos_info["skipped"] = str(e)
             console.print(f"[yellow]DNSMOS skipped:[/] {escape(str(e))}")

@@ -24,7 +24,11 @@ from typing import Any
 import numpy as np
 
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl
-from tts_cli.errors import ConfigError, WorkspaceError
+from tts_cli.errors import AudioError, ConfigError, WorkspaceError
+from tts_cli.audio import load_audio
+from tts_cli.config import audio_config, find_recipe, load_config
+from tts_cli.pitch import C2_HZ, C7_HZ, DEFAULT_METHOD, estimate_range, extract_f0, frame_energy, METHODS
+from tts_cli.workers import die_with_parent, usable_cores
 
 SETTINGS_FILE = "_settings.json"
 FORMAT_VERSION = 1  # bump when the extraction code changes its output: everything is redone
@@ -45,9 +49,6 @@ PITCH_DEFAULTS: dict[str, Any] = {
 
 def resolve_settings(ws: Workspace, config: Any = None, **explicit) -> dict:
     """defaults <- WORK/config.yaml `pitch:` <- recipe/dict `pitch:` <- explicit (non-None) arguments."""
-    from ..config import audio_config, find_recipe, load_config
-    from ..pitch import DEFAULT_METHOD, METHODS
-
     base = ws.load_config() if ws.config.exists() else {}
     section = dict(PITCH_DEFAULTS)
     section.update(base.get("pitch") or {})
@@ -104,8 +105,6 @@ def _file_key(settings: dict, fmin: float, fmax: float, wav: Path, mel: Path, n_
 
 def _init_worker(parent_pid: int | None = None) -> None:
     """One thread per process: workers already use every core. Exits with the parent (kill -9 too)."""
-    from ..workers import die_with_parent
-
     if parent_pid is not None:
         die_with_parent(parent_pid)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -122,10 +121,6 @@ def _init_worker(parent_pid: int | None = None) -> None:
 
 def process_utterance(job: dict) -> dict:
     """Extract and save pitch + energy for one utterance; never raises (errors come back as rows)."""
-    from tts_cli.errors import AudioError
-    from tts_cli.audio import load_audio
-    from ..pitch import extract_f0, frame_energy
-
     uid, n = job["id"], int(job["n_frames"])
     try:
         try:
@@ -158,9 +153,6 @@ def process_utterance(job: dict) -> dict:
 
 def _first_pass_voiced(job: dict) -> tuple[str, np.ndarray]:
     """(speaker, voiced F0) of one utterance with the wide range (for auto_range); empty on error."""
-    from tts_cli.audio import load_audio
-    from ..pitch import extract_f0
-
     try:
         wav = load_audio(job["wav"], job["sample_rate"])
         f0 = extract_f0(wav, job["sample_rate"], job["method"], None, None, hop_length=job["hop_length"],
@@ -189,8 +181,6 @@ def _run_parallel(fn, jobs: list[dict], workers: int, on_result) -> None:
 
 
 def default_workers() -> int:
-    from ..workers import usable_cores
-
     return usable_cores()
 
 
@@ -208,8 +198,6 @@ def extract_pitch(
 ) -> dict:
     """Run the stage on workspace `work`; returns a summary dict (also printed as a table)."""
     from rich.console import Console
-
-    from ..pitch import C2_HZ, C7_HZ, estimate_range
 
     t0 = time.perf_counter()
     ws = Workspace(work)

@@ -39,7 +39,12 @@ from .. import __version__
 from ..config import audio_config, data_config, dump_yaml, load_config, text_config
 
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir
-from tts_cli.errors import PreprocessError
+from tts_cli.errors import AudioError, PreprocessError
+from tts_cli.audio import load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
+from tts_cli.config import AudioConfig
+from tts_cli.datasets import DatasetError, read_dataset
+from tts_cli.text import canonical_text_type, espeak_info, SymbolTable, texts_to_symbols
+from tts_cli.workers import die_with_parent
 
 CACHE_NAME = ".preprocess_cache.json"
 MIN_SPEAKER_UTTS_FOR_VAL = 5  # a speaker with fewer keeps its utterances for training (see SPLIT RULE)
@@ -67,8 +72,6 @@ def _file_hash(path: Path) -> str:
 def _init_worker(parent_pid: int | None = None) -> None:
     import torch
 
-    from ..workers import die_with_parent
-
     if parent_pid is not None:
         die_with_parent(parent_pid)  # not orphaned, blocked on the task pipe, after a kill -9 of `tts preprocess`
     torch.set_num_threads(1)
@@ -76,10 +79,6 @@ def _init_worker(parent_pid: int | None = None) -> None:
 
 def process_audio(utt_id: str, src: str, audio_cfg: dict, work_root: str) -> dict:
     """Decode, resample, trim and normalise one file; write its wav and mel. Returns row fields or a reason."""
-    from tts_cli.errors import AudioError
-    from tts_cli.audio import load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
-    from ..config import AudioConfig
-
     cfg = AudioConfig(**audio_cfg)
     ws = Workspace(work_root)
     try:
@@ -136,7 +135,6 @@ def preprocess(
     items = _unique_items(entries, rejected)
 
     # ---- text (main process, batched)
-    from tts_cli.text import canonical_text_type, espeak_info
 
     espeak = espeak_info() if canonical_text_type(tcfg.text_type) == "text" else {}
     text_key = _settings_hash([asdict(tcfg), espeak.get("version")])
@@ -159,8 +157,6 @@ def preprocess(
     rows.sort(key=lambda r: r["id"])
     _assign_split(rows, dcfg)
 
-    from tts_cli.text import SymbolTable
-
     table = SymbolTable.build([r["symbols"] for r in rows], tcfg.language, tcfg.text_type)
     table.save(ws.symbols)
     atomic_write_jsonl(ws.manifest, rows)
@@ -179,8 +175,6 @@ def preprocess(
 
 def _read_dataset(data: Path, ws: Workspace, dcfg) -> tuple[Any, list]:
     """(the dataset reader, its entries); refuses a workspace inside the dataset (DATA is never modified)."""
-    from ..datasets import DatasetError, read_dataset
-
     try:
         dataset = read_dataset(data, dcfg.format)
     except DatasetError as e:
@@ -303,8 +297,6 @@ def _assemble(kept_text: list[tuple], text_rows: dict, audio_rows: dict, file_ha
 
 def _phonemise_all(texts: list[str], tcfg) -> list[dict]:
     """Normalise + phonemise in batches; a batch that fails is retried item by item."""
-    from tts_cli.text import texts_to_symbols
-
     out: list[dict] = []
     kw = dict(language=tcfg.language, text_type=tcfg.text_type, normalize=tcfg.normalize, keep_stress=tcfg.keep_stress)
 

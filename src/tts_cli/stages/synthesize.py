@@ -18,10 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # light (numpy only); torch comes with tts_cli.inference.synthesizer, imported where a voice is opened
-from tts_cli.errors import AudioError
+from tts_cli.errors import AudioError, SynthesisError
 from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
 from tts_cli.inference.cpu import set_torch_threads
 from tts_cli.workspace import atomic_save_npy, atomic_write_json, check_output_dir, check_output_file
+from tts_cli.inference.controls import check_controls
+from tts_cli.inference.resolve import resolve_model
+from tts_cli.inference.synthesizer import Synthesizer
+from tts_cli.inference.voices import voice_of
+from tts_cli.text.input_file import read_input_file
 
 
 @contextmanager
@@ -59,8 +64,6 @@ def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
     The batch runs as one call; if it raises SynthesisError (a line with nothing speakable, or one
     for which the model predicts no frames), its items are redone one by one, so only the bad
     lines are lost. The warnings of a failed batch attempt are dropped: each retry warns for its line."""
-    from tts_cli.errors import SynthesisError
-
     error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -133,9 +136,6 @@ def synthesize_command(
 
 def _check_request(text: str | None, input_file, output: str, output_dir, controls: dict) -> None:
     """The text, the controls and where the audio goes, checked before any model is loaded or text spoken."""
-    from tts_cli.errors import SynthesisError
-    from tts_cli.inference.controls import check_controls
-
     if input_file is None and (text is None or not text.strip()):
         raise SynthesisError("nothing to say: give a TEXT argument ('-' reads stdin) or -i/--input-file FILE")
     if input_file is not None and text:
@@ -155,11 +155,6 @@ def _open_voice(model, run, voice, engine: str, *, vocoder, device, precision, b
                 mel_contrast, console):
     """The Synthesizer, after a header line naming voice and vocoder (and a hint when the vocoder
     is a fallback rather than one matched to the voice)."""
-    from tts_cli.errors import SynthesisError
-    from tts_cli.inference.synthesizer import Synthesizer
-    from tts_cli.inference.resolve import resolve_model
-    from tts_cli.inference.voices import voice_of
-
     if engine == "onnx" and (model is None or run is not None or voice is not None):
         raise SynthesisError("--engine onnx speaks an exported voice: give -m FOLDER (made by "
                              "`tts export --format onnx --out FOLDER`), not --run/--voice")
@@ -202,9 +197,6 @@ def _speak_file(synth, input_file, output_dir, controls: dict, batch_size: int, 
     spoken; prints the table and a summary line. (results, table rows)."""
     from rich.markup import escape
     from rich.progress import Progress
-
-    from tts_cli.errors import SynthesisError
-    from tts_cli.text.input_file import read_input_file
 
     items = read_input_file(input_file, with_lines=True)
     if not items:

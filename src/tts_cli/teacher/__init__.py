@@ -5,6 +5,7 @@ Needs the optional extra `[teacher]`.
 """
 from __future__ import annotations
 from tts_cli.errors import ConfigError
+from tts_cli.teacher.kokoro import KokoroTeacher, unavailable_reason as kokoro_reason
 
 TEACHERS = ("kokoro",)
 
@@ -13,7 +14,6 @@ def unavailable_reason(teacher: str = "kokoro") -> str | None:
     """Why `teacher` cannot run on this machine, or None when it can."""
     if teacher not in TEACHERS:
         return f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}"
-    from tts_cli.teacher.kokoro import unavailable_reason as kokoro_reason
 
     return kokoro_reason()
 
@@ -23,7 +23,6 @@ def load_teacher(teacher: str = "kokoro", voice: str = "ef_dora", speed: float =
     """A ready teacher object with `.synthesize(text)` / `.synthesize_many(texts)`."""
     if teacher not in TEACHERS:
         raise ConfigError(f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}")
-    from tts_cli.teacher.kokoro import KokoroTeacher
 
     return KokoroTeacher(voice=voice, language=language, speed=speed, threads=threads, sample_rate=sample_rate)
 

@@ -25,7 +25,11 @@ from typing import Iterable, Sequence
 
 from tts_cli.resources import SENTENCES, resource_file
 from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from tts_cli.errors import CorpusError
+from tts_cli.errors import CorpusError, TeacherInputError
+from tts_cli.audio import save_wav
+from tts_cli.teacher import load_teacher, unavailable_reason
+from tts_cli.teacher.kokoro import VOICES_DIR
+from tts_cli.workers import die_with_parent
 
 DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
@@ -92,8 +96,6 @@ _TEACHER = None  # one per process (worker or main)
 
 def _init_worker(settings: dict) -> None:
     global _TEACHER
-    from tts_cli.teacher import load_teacher
-    from tts_cli.workers import die_with_parent
 
     if settings.get("parent_pid"):
         die_with_parent(settings["parent_pid"])  # never outlive a killed `tts make-corpus`
@@ -103,9 +105,6 @@ def _init_worker(settings: dict) -> None:
 
 def _make_one(folder: str, s: Sentence) -> dict:
     """Speak one sentence and write its wav and teacher/<id>.json; never raises for bad input."""
-    from tts_cli.audio import save_wav
-    from tts_cli.errors import TeacherInputError
-
     folder_path = Path(folder)
     if "|" in s.text:
         return {"id": s.utt_id, "ok": False, "line": s.line, "text": s.text,
@@ -238,15 +237,12 @@ def make_corpus(teacher: str = "kokoro", voice: str | Sequence[str] = "ef_dora",
     thread each."""
     from rich.console import Console
 
-    from tts_cli.teacher import unavailable_reason
-
     reason = unavailable_reason(teacher)
     if reason:
         raise CorpusError(reason)
     if not 0.25 <= float(speed) <= 4.0:
         raise CorpusError(f"--speed {speed} out of range 0.25..4")
     voices = parse_voices(voice)
-    from tts_cli.teacher.kokoro import VOICES_DIR
 
     for v in voices:
         if not (VOICES_DIR / f"{v}.bin").is_file():

@@ -29,6 +29,9 @@ import numpy as np
 
 from tts_cli.resources import VOICES, resource_dir
 from tts_cli.errors import ConfigError, TeacherInputError, TeacherUnavailable
+from tts_cli.audio import resample
+from tts_cli.text.normalize import basic_cleanup, normalize_text
+from tts_cli.text.phonemize import _configure_library
 
 SAMPLE_RATE = 24000  # Kokoro's output rate
 DURATION_UNIT = 600  # samples at 24 kHz per duration unit (25 ms)
@@ -165,8 +168,6 @@ def _espeak_backend(language: str):
     key = (os.getpid(), language)
     with _phonemizer_lock:
         if key not in _phonemizers:
-            from tts_cli.text.phonemize import _configure_library
-
             _configure_library()  # espeakng-loader's library, as the rest of tts-cli uses
             from phonemizer.backend import EspeakBackend
 
@@ -271,8 +272,6 @@ class KokoroTeacher:
     def synthesize_many(self, texts: list[str], normalize: bool = True) -> list[TeacherOutput]:
         """One espeak call for all texts, then one model run per text. Raises TeacherInputError
         for the first text that cannot be spoken (callers wanting per-text errors pass one text)."""
-        from tts_cli.text.normalize import basic_cleanup, normalize_text
-
         normalized = [normalize_text(t, self.language) if normalize else basic_cleanup(t) for t in texts]
         phonemes = kokoro_phonemes(normalized, self.language)
         return [self._speak(n, p) for n, p in zip(normalized, phonemes)]
@@ -301,8 +300,6 @@ class KokoroTeacher:
         if units.size != ids.shape[1]:
             raise RuntimeError(f"teacher returned {units.size} durations for {ids.shape[1]} tokens")
         if self.sample_rate != SAMPLE_RATE:
-            from tts_cli.audio import resample
-
             audio = resample(audio, SAMPLE_RATE, self.sample_rate)
         return TeacherOutput(
             audio=audio, sample_rate=self.sample_rate, normalized=normalized, phonemes=phonemes,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from tts_cli.text.symbols import (PUNCTUATION, SPACE, STRESS, canonical_text_type,
                                   characters_to_symbols, split_phonemes)
+from tts_cli.text.normalize import basic_cleanup, normalize_text, split_unspeakable
+from tts_cli.text.phonemize import phonemize_many
 
 SILENT_SYMBOLS = set(PUNCTUATION) | {SPACE, *STRESS}  # a text of only these has nothing to say
 
@@ -46,8 +48,6 @@ def _strip_stress(phonemes: str) -> str:
 def texts_to_symbols(texts: list[str], language: str = "es", text_type: str = "text",
                      normalize: bool = True, keep_stress: bool = True) -> list[TextResult]:
     """Batch version of text_to_symbols: espeak runs once for all texts (much faster)."""
-    from tts_cli.text.normalize import basic_cleanup, normalize_text, split_unspeakable
-
     text_type = canonical_text_type(text_type)
     if text_type == "phonemes":
         cleaned = [basic_cleanup(t) for t in texts]
@@ -63,7 +63,6 @@ def texts_to_symbols(texts: list[str], language: str = "es", text_type: str = "t
             symbols = _finish(characters_to_symbols(norm), keep_stress=True)
             results.append(TextResult(norm, "".join(symbols), symbols, gone))
         return results
-    from tts_cli.text.phonemize import phonemize_many
 
     phonemes = phonemize_many(normalized, language)
     if not keep_stress:

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from tts_cli.errors import ConfigError, WorkspaceError
+from tts_cli.workspace import atomic_write_json
 
 PAD = "_"
 SPACE = " "
@@ -203,8 +204,6 @@ class SymbolTable:
                 "text_type": self.text_type, "version": self.VERSION}
 
     def save(self, path: str | Path) -> Path:
-        from tts_cli.workspace import atomic_write_json
-
         return atomic_write_json(path, self.to_dict())
 
     @classmethod

@@ -20,6 +20,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from tts_cli.errors import ConfigError, WorkspaceError
+from tts_cli.models.alignment import beta_binomial_prior
+from tts_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ def load_pitch_stats(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.exists():
-        from tts_cli.errors import WorkspaceError
-
         raise WorkspaceError(f"{path}: missing; run `tts extract-pitch {path.parent}` first")
     raw = json.loads(path.read_text(encoding="utf-8"))
     speakers = raw.get("speakers")
@@ -97,9 +97,6 @@ class TTSDataset:
         attn_prior: bool = False,
         rows: Sequence[dict] | None = None,
     ):
-        from tts_cli.workspace import Workspace
-        from tts_cli.errors import WorkspaceError
-
         self.work = work if isinstance(work, Workspace) else Workspace(work)
         all_rows = self.work.load_manifest()
         self.rows = list(rows) if rows is not None else [r for r in all_rows if split is None or r.get("split") == split]
@@ -174,8 +171,6 @@ def _fit(x: np.ndarray, T: int, what: str) -> np.ndarray:
 
 def _prior(n_text: int, n_mel: int) -> np.ndarray:
     """Beta-binomial alignment prior [n_mel, n_text] (the align helper's function)."""
-    from tts_cli.models.alignment import beta_binomial_prior
-
     return np.asarray(beta_binomial_prior(n_text, n_mel), dtype=np.float32)
 
 

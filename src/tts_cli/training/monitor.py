@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 from pathlib import Path
+from tts_cli.workspace import atomic_write_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,6 @@ class MetricsLog:
     def __init__(self, run_dir: Path, resume_step: int | None):
         self.path = run_dir / "metrics.jsonl"
         if resume_step is not None and self.path.exists():
-            from tts_cli.workspace import atomic_write_jsonl, read_jsonl
-
             try:
                 rows = read_jsonl(self.path)
             except json.JSONDecodeError:  # a torn last line from a kill: keep the readable ones

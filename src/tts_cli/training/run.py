@@ -15,6 +15,11 @@ from typing import Callable, Iterator, Mapping
 from tts_cli.checkpoints.format import save_checkpoint
 from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.errors import CheckpointError, ConfigError, TrainConfigError, TrainingError
+from tts_cli.config import dump_yaml, find_recipe
+from tts_cli.training.runtime import cleanup_distributed, setup_distributed
+from tts_cli.training.settings import TrainSettings
+from tts_cli.workers import usable_cores
+from tts_cli.workspace import atomic_write_text, check_output_dir, remove_stale_temp_files
 
 log = logging.getLogger("tts_cli.train")
 
@@ -30,8 +35,6 @@ def read_yaml(path: Path) -> dict:
 def load_train_config(config: str | Path | dict | None, presets: Mapping, default: str,
                       presets_label: str = "presets") -> dict:
     """{model: {...}, train: {...}, ...} from a preset name of `presets`, a recipe or a dict."""
-    from tts_cli.config import find_recipe
-
     if config is None:
         return {"model": {"preset": default}, "train": {}}
     if isinstance(config, dict):
@@ -51,8 +54,6 @@ def load_train_config(config: str | Path | dict | None, presets: Mapping, defaul
 
 def train_settings(train_dict: dict, **overrides):
     """TrainSettings from a `train:` section plus the command-line values given (None = not given)."""
-    from tts_cli.training.settings import TrainSettings
-
     merged = {**train_dict, **{k: v for k, v in overrides.items() if v is not None}}
     try:
         settings = TrainSettings.from_dict(merged)
@@ -65,8 +66,6 @@ def train_settings(train_dict: dict, **overrides):
 def loader_workers(requested: int) -> int:
     """Data-loading workers that leave the training process a core of its own: on a 2-core
     machine 4 workers only compete with the model (and torch warns on every run)."""
-    from tts_cli.workers import usable_cores
-
     cores = usable_cores()
     usable = max(0, cores - 1)
     if requested > usable:
@@ -125,8 +124,6 @@ def run_lock(run: Path, is_main: bool = True, option: str = "--out") -> Iterator
     is removed when the run ends. Without fcntl (Windows) a lock file whose pid is no longer
     running is taken over. Only the main DDP process locks (the ranks share one run).
     """
-    from tts_cli.workspace import check_output_dir, remove_stale_temp_files
-
     if not is_main:
         yield
         return
@@ -186,9 +183,6 @@ def _acquire(path: Path, run: Path, option: str) -> int:
 
 
 def write_run_config(run: Path, resolved: dict) -> None:
-    from tts_cli.config import dump_yaml
-    from tts_cli.workspace import atomic_write_text
-
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / "config.yaml", dump_yaml(resolved))
 
@@ -207,8 +201,6 @@ def setup_logging(is_main: bool) -> None:
 @contextmanager
 def distributed_run(device: str | None) -> Iterator[tuple]:
     """(DistInfo, torch.device) for this process (DDP from torchrun's env vars); torn down on exit."""
-    from tts_cli.training.runtime import cleanup_distributed, setup_distributed
-
     dist_info, dev = setup_distributed(device)
     setup_logging(dist_info.is_main)
     try:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from tts_cli.errors import ConfigError
+from tts_cli.config import check_device
 
 
 @dataclass
@@ -30,8 +31,6 @@ class DistInfo:
 
 def setup_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]:
     """Read torchrun's env vars; init the process group (nccl on CUDA, gloo on CPU)."""
-    from tts_cli.config import check_device
-
     check_device(device)  # ValueError: --device cuda on a CPU-only torch
     world = int(os.environ.get("WORLD_SIZE", "1"))
     want_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda") or device == "auto")

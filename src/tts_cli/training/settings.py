@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from tts_cli.config import Settings
+from tts_cli.config import check_choice, check_number, Settings
 from tts_cli.errors import ConfigError
 from tts_cli.training.runtime import AMP_SETTINGS
 
@@ -55,8 +55,6 @@ class TrainSettings(Settings):
     ema_decay: float = 0.0
 
     def __post_init__(self):
-        from tts_cli.config import check_choice, check_number
-
         check_number("steps", self.steps, low=1, integer=True)
         check_number("lr", self.lr, low=0, low_open=True)
         for name in ("batch_frames", "grad_accumulation", "keep_last", "log_every", "max_nonfinite"):

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from tts_cli.training.run import distributed_run, open_run, run_lock, write_run_config
 from tts_cli.training.settings import TrainSettings
 from tts_cli.workspace import Workspace
+from tts_cli.training.loop import Trainer
 
 
 @dataclass
@@ -81,8 +82,6 @@ def run_training(job: TrainingJob, work, out, *, config=None, resume: bool = Fal
 
 def fit(plan: TrainingPlan, ctx: RunContext, hooks: dict | None, kind: str) -> dict:
     """Run the Trainer; the summary dict, printed as a table on the main process."""
-    from tts_cli.training.loop import Trainer
-
     trainer = Trainer(plan.task, plan.settings, ctx.run, plan.loader, plan.sampler, val_batches=plan.val_batches,
                       device=ctx.device, dist_info=ctx.dist, resume_from=ctx.resume_ckpt, show_progress=ctx.progress,
                       hooks=hooks)
