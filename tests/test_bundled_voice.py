@@ -42,7 +42,7 @@ def test_the_bundled_checkpoint_loads_without_pickled_code():
 
 def _median_f0(path) -> float:
     from tts_cli.audio import load_audio
-    from tts_cli.pitch import extract_f0
+    from tts_cli.f0 import extract_f0
 
     wav = load_audio(path, 22050)
     f0 = extract_f0(wav, 22050, "yin", 60.0, 500.0)

@@ -13,7 +13,7 @@ from tts_cli.models.hifigan import (PRESETS, Discriminators, Generator, HiFiGANC
 from tts_cli.config import DEFAULT_AUDIO
 from tts_cli.errors import VocoderError
 from tts_cli.inference.vocoders import load_vocoder
-from tts_cli.checkpoints.hifigan import ours_to_nvidia
+from tts_cli.checkpoints.hifigan import flat_to_nested_resblocks
 
 REFERENCE = Path("/work/shared/reference/nvidia_hifigan_generator_state_dict.json")
 # V1's layout at 1/16 of the channels: every code path, milliseconds per forward
@@ -61,10 +61,10 @@ def test_weight_norm_removal_and_channels_last_keep_the_output():
 def test_v1_state_dict_matches_nvidia_layout_from_reference_json():
     ref = json.loads(REFERENCE.read_text())
     ours = Generator(PRESETS["v1"]).state_dict()
-    nested = ours_to_nvidia(ours, n_kernels=3)
+    nested = flat_to_nested_resblocks(ours, n_kernels=3)
     assert {k: list(v.shape) for k, v in nested.items()} == ref["state_dict"]
     plain = Generator(PRESETS["v1"]).remove_weight_norm().state_dict()
-    assert {k: list(v.shape) for k, v in ours_to_nvidia(plain, 3).items()} == ref["state_dict_after_remove_weight_norm"]
+    assert {k: list(v.shape) for k, v in flat_to_nested_resblocks(plain, 3).items()} == ref["state_dict_after_remove_weight_norm"]
 
 
 def test_jik876_checkpoint_with_config_json(tmp_path):

@@ -155,7 +155,7 @@ def test_f0_rmse_pairs_frames_by_path_or_stretching():
 
 
 def test_f0_rmse_of_real_tones_a_semitone_apart():
-    from tts_cli.pitch import extract_f0
+    from tts_cli.f0 import extract_f0
 
     a = extract_f0(tone(SR, 1.0, 200.0), SR)
     b = extract_f0(tone(SR, 1.0, 200.0 * 2 ** (1 / 12)), SR)

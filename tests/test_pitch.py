@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tts_cli.errors import ConfigError
-from tts_cli.pitch import DEFAULT_METHOD, extend_voicing, extract_f0, frame_energy
+from tts_cli.f0 import DEFAULT_METHOD, extend_voicing, extract_f0, frame_energy
 from tts_cli.prosody import average_per_symbol, average_per_symbol_np, normalize_pitch
 
 SR = 22050

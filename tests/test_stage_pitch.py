@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tts_cli.errors import ConfigError
-from tts_cli.pitch import frame_energy
+from tts_cli.f0 import frame_energy
 from tts_cli.stages.pitch import extract_pitch
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
 

@@ -190,7 +190,7 @@ def synthesize(
     text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
     output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
-    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its best.pt, else last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="universal (HiFi-GAN V1, installed with tts-cli) | griffin-lim | a HiFi-GAN checkpoint (ours, jik876, NVIDIA) (default: the voice's own, else a vocoder beside the model, else universal)."),
     speed: Optional[float] = typer.Option(None, "--speed", help="Speaking rate: >1 faster, 2 = half the duration (default 1)."),
@@ -230,7 +230,7 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (fastpitch.onnx, hifigan.onnx, notices)."),
     format: str = typer.Option("onnx", "--format", "-f", help="onnx (the only format so far)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
-    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its best.pt, else last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`)."),
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="universal | a HiFi-GAN checkpoint (default: as `tts synthesize` picks it)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
@@ -254,7 +254,7 @@ def export(
 @app.command()
 def serve(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint, or with --engine onnx an export folder (default: --run, else --voice, else the default bundled voice)."),
-    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its newest best.pt/last.pt."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its best.pt, else last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="The default voice: a bundled voice by name (the others are served too)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; other than loopback needs --api-key."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
@@ -267,9 +267,10 @@ def serve(
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="As for `tts synthesize`."),
 ) -> None:
     """Serve voices over HTTP: an OpenAI-compatible POST /v1/audio/speech, /v1/voices, /health and a web page at /."""
-    from .config import check_number
     from tts_cli.serve.server import serve as run_server
     from tts_cli.serve.service import Settings
+
+    from .config import check_number
 
     check_number("--port", port, low=0, high=65535, integer=True)
     check_number("--max-chars", max_chars, low=1, integer=True)
@@ -336,7 +337,8 @@ def make_corpus(
     language: str = typer.Option("es", "--language", "-l", help="espeak-ng language for the teacher (es, es-419)."),
 ) -> None:
     """Make a training corpus: a teacher voice reads a sentence list (audio + its phoneme durations)."""
-    from tts_cli.teacher.corpus import DEFAULT_SENTENCES, make_corpus as run
+    from tts_cli.teacher.corpus import DEFAULT_SENTENCES
+    from tts_cli.teacher.corpus import make_corpus as run
 
     try:
         run(teacher=teacher, voice=voice, sentences=sentences or DEFAULT_SENTENCES, out=out, workers=workers,
@@ -347,7 +349,7 @@ def make_corpus(
 
 @app.command()
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint (or a `tts train` run folder: its newest best.pt/last.pt)."),
+    model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint (or a `tts train` run folder: its best.pt, else last.pt)."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Workspace with the reference recordings."),
     split: str = typer.Option("val", "--split", help="Workspace split to evaluate (val | train)."),
     texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one sentence a line (intelligibility only)."),

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, fields, is_dataclass
-from typing import ClassVar
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tts_cli.errors import ConfigError, VocoderError
 from tts_cli.resources import RECIPES, resource_dir

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import platform
 import sys
-from tts_cli.config import find_recipe, load_config, RECIPES_DIR
+
+from tts_cli.config import RECIPES_DIR, find_recipe, load_config
 from tts_cli.inference.voices import default_voice, list_voices, voices_dirs
 from tts_cli.text import espeak_info, phonemize
 

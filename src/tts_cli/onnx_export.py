@@ -95,10 +95,10 @@ def voice_metadata(synth, voice_info: dict | None = None) -> dict:
 def _save_onnx(module, args: tuple, path: Path, input_names, output_names, dynamic_axes,
                metadata: dict | None = None, opset: int = OPSET) -> Path:
     """torch.onnx.export to a temp file, metadata added, checked, renamed into place (atomic)."""
+    import warnings
+
     import onnx
     import torch
-
-    import warnings
 
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

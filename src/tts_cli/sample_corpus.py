@@ -38,9 +38,8 @@ VOICE_VARIANTS = ("", "f3", "m3", "f2", "m1", "f1", "m2", "f4")
 PAD_RANGE_S = (0.2, 0.3)
 NOISE_FLOOR_DBFS = -70.0
 
-from tts_cli.espeak import RATE_RANGE, SpeechEvent, espeak_version, speak
 from tts_cli.errors import ConfigError, TTSError
-
+from tts_cli.espeak import RATE_RANGE, SpeechEvent, espeak_version, speak
 
 # --- the corpus ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Our checkpoint format: one self-describing `.pt`, written atomically, read with weights_only.
 
 Our checkpoint is one self-describing `.pt` (a dict of tensors and plain Python values only,
-so `torch.load(weights_only=True)` reads it):
+so `torch.load(weights_only=True)` reads it); its header fields are `CheckpointHeader`:
 
     format_version  int (FORMAT_VERSION)          kind      "fastpitch" | "hifigan"
     model           state dict (CPU tensors)      config    the architecture (FastPitchConfig dict)
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,6 +36,45 @@ SPEAKER_EMB = "speaker_emb.weight"  # rows follow `speakers`
 REQUIRED_KEYS = ("format_version", "kind", "model", "config", "symbols", "step")
 
 WRAPPER_PREFIXES = re.compile(r"^(?:module\.|_orig_mod\.)+")
+
+
+@dataclass
+class CheckpointHeader:
+    """What a checkpoint says about itself, typed: the contract between the workspace it was
+    trained on, the checkpoint and a voice made from it (a mismatch there is garbage audio without
+    an error). Written by `save_checkpoint`, read with `CheckpointHeader.of(ckpt)`."""
+
+    kind: str  # "fastpitch" | "hifigan"
+    config: dict  # the architecture (FastPitchConfig / HiFiGANConfig dict)
+    step: int = 0  # optimizer steps done
+    symbols: list[str] | None = None  # index = symbol id (None for a vocoder)
+    text: dict = field(default_factory=dict)  # the front end: language, text_type, phonemiser, espeak_ng, ...
+    audio: dict = field(default_factory=dict)  # AudioConfig dict: what a mel frame means
+    pitch_stats: dict = field(default_factory=dict)  # {"speakers": {name: {mean, std}}, "corpus": {mean, std}}
+    speakers: dict[str, int] = field(default_factory=dict)  # name -> id
+
+    @classmethod
+    def of(cls, ckpt: dict) -> "CheckpointHeader":
+        return cls(kind=str(ckpt.get("kind")), config=dict(ckpt.get("config") or {}),
+                   step=int(ckpt.get("step") or 0),
+                   symbols=list(ckpt["symbols"]) if ckpt.get("symbols") is not None else None,
+                   text=dict(ckpt.get("text") or {}), audio=dict(ckpt.get("audio") or {}),
+                   pitch_stats=dict(ckpt.get("pitch_stats") or {}),
+                   speakers={str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_config(self, config: dict) -> "CheckpointHeader":
+        return replace(self, config=dict(config))
+
+    @property
+    def language(self) -> str:
+        return str(self.text.get("language") or "es")
+
+    def speaker_names(self) -> list[str]:
+        """Speaker names in id order."""
+        return [n for n, _ in sorted(self.speakers.items(), key=lambda kv: kv[1])]
 
 
 def clean_state_dict(state: dict) -> dict:
@@ -71,18 +111,10 @@ def save_checkpoint(
     """
     if kind not in KINDS:
         raise CheckpointError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
-    ckpt = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "model": clean_state_dict(model_state),
-        "config": dict(config),
-        "symbols": list(symbols) if symbols is not None else None,
-        "step": int(step),
-        "text": dict(text or {}),
-        "audio": dict(audio or {}),
-        "pitch_stats": dict(pitch_stats or {}),
-        "speakers": {str(k): int(v) for k, v in (speakers or {}).items()},
-    }
+    header = CheckpointHeader(kind, dict(config), int(step), list(symbols) if symbols is not None else None,
+                              dict(text or {}), dict(audio or {}), dict(pitch_stats or {}),
+                              {str(k): int(v) for k, v in (speakers or {}).items()})
+    ckpt = {"format_version": FORMAT_VERSION, "model": clean_state_dict(model_state), **header.to_dict()}
     for k, v in extra.items():
         if v is not None:
             ckpt[k] = v

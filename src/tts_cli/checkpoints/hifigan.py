@@ -29,7 +29,7 @@ from tts_cli.checkpoints.format import WRAPPER_PREFIXES, safe_torch_load
 from tts_cli.checkpoints.load import checkpoint_from_dict
 from tts_cli.config import AUDIO_ALIASES, DEFAULT_AUDIO, audio_dict
 from tts_cli.errors import CheckpointError, VocoderError
-from tts_cli.models.hifigan import Generator, HiFiGANConfig, PRESETS
+from tts_cli.models.hifigan import PRESETS, Generator, HiFiGANConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from tts_cli.models.hifigan import HiFiGANConfig
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _NESTED = re.compile(r"^resblocks\.(\d+)\.(\d+)\.(.+)$")
 
 
-def nvidia_to_ours(state: dict) -> dict:
+def nested_to_flat_resblocks(state: dict) -> dict:
     """NVIDIA's nested `resblocks.<stage>.<k>.*` -> our flat `resblocks.<stage * n_kernels + k>.*`."""
     state = {WRAPPER_PREFIXES.sub("", k): v for k, v in state.items()}
     ks = {int(m.group(2)) for k in state if (m := _NESTED.match(k))}
@@ -54,8 +54,8 @@ def nvidia_to_ours(state: dict) -> dict:
     return out
 
 
-def ours_to_nvidia(state: dict, n_kernels: int) -> dict:
-    """Inverse of `nvidia_to_ours` (for exporting or for tests)."""
+def flat_to_nested_resblocks(state: dict, n_kernels: int) -> dict:
+    """Inverse of `nested_to_flat_resblocks` (for exporting or for tests)."""
     out = {}
     for k, v in state.items():
         m = re.match(r"^resblocks\.(\d+)\.(.+)$", k)
@@ -174,7 +174,7 @@ def load_hifigan(path: str | os.PathLike) -> tuple[Any, dict, bool, str]:
         raise VocoderError(f"{path}: not a HiFi-GAN checkpoint (top-level keys: {', '.join(map(str, list(obj)[:8]))}); "
                            "expected ours, jik876's {'generator': ...} or NVIDIA's hifigan_gen_checkpoint")
     nested = any(_NESTED.match(WRAPPER_PREFIXES.sub("", str(k))) for k in state)
-    state = nvidia_to_ours({str(k): v for k, v in state.items() if torch.is_tensor(v)})
+    state = nested_to_flat_resblocks({str(k): v for k, v in state.items() if torch.is_tensor(v)})
     hint, audio_src = {}, {}
     side = path.parent / "config.json"  # jik876 keeps the run's config beside the checkpoints
     if isinstance(obj.get("config"), dict):

@@ -19,7 +19,6 @@ from tts_cli.checkpoints.format import FORMAT_VERSION, SPEAKER_EMB, SYMBOL_EMB, 
 from tts_cli.errors import CheckpointError
 from tts_cli.models.fastpitch import FastPitchConfig
 
-
 # LJSpeech statistics NVIDIA's recipe writes into the pitch buffers.
 NVIDIA_PITCH_MEAN, NVIDIA_PITCH_STD = 214.72203, 65.72038
 
@@ -67,7 +66,7 @@ NVIDIA_CONFIG_KEYS = {
 }
 
 
-def nvidia_to_ours(key: str) -> str:
+def nvidia_key_to_ours(key: str) -> str:
     """NVIDIA state-dict key -> ours (identity after stripping DDP / compile prefixes)."""
     return WRAPPER_PREFIXES.sub("", key)
 
@@ -75,7 +74,7 @@ def nvidia_to_ours(key: str) -> str:
 def is_nvidia_fastpitch(obj: dict) -> bool:
     """An NVIDIA DeepLearningExamples FastPitch checkpoint (or a bare state dict of one)."""
     state = obj.get("state_dict") or obj.get("ema_state_dict") or obj
-    return isinstance(state, dict) and any(nvidia_to_ours(str(k)) == SYMBOL_EMB for k in state)
+    return isinstance(state, dict) and any(nvidia_key_to_ours(str(k)) == SYMBOL_EMB for k in state)
 
 
 def from_nvidia_fastpitch(obj: dict, *, symbols: Sequence[str] | None = None, prefer_ema: bool = False,
@@ -89,7 +88,7 @@ def from_nvidia_fastpitch(obj: dict, *, symbols: Sequence[str] | None = None, pr
         state, which = obj["ema_state_dict"], "ema_state_dict"
     else:
         state, which = obj, "bare state dict"
-    state = {nvidia_to_ours(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    state = {nvidia_key_to_ours(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     nv_config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
     setup = obj.get("train_setup") if isinstance(obj.get("train_setup"), dict) else {}
     config = nvidia_config_to_ours(nv_config, state)

@@ -18,9 +18,12 @@ from pathlib import Path
 
 from tts_cli.datasets.base import AUDIO_EXTENSIONS, DEFAULT_SPEAKER, Entry, EntryList, Problem, ReadResult, safe_id
 from tts_cli.errors import DatasetError
-from .css10 import MARKER as CSS10_MARKER, read_css10
+
+from .css10 import MARKER as CSS10_MARKER
+from .css10 import read_css10
 from .folder import find_audio, read_folder
-from .ljspeech import MARKER as LJSPEECH_MARKER, read_ljspeech
+from .ljspeech import MARKER as LJSPEECH_MARKER
+from .ljspeech import read_ljspeech
 from .manifest import find_manifests, is_manifest, read_manifest
 
 READERS = {"ljspeech": read_ljspeech, "css10": read_css10, "manifest": read_manifest, "folder": read_folder}

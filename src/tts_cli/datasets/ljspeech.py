@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tts_cli.datasets.base import DEFAULT_SPEAKER, Entry, Problem, ReadResult, pipe_lines, safe_id, shorten, strip_audio_ext
+from tts_cli.datasets.base import (
+    DEFAULT_SPEAKER,
+    Entry,
+    Problem,
+    ReadResult,
+    pipe_lines,
+    safe_id,
+    shorten,
+    strip_audio_ext,
+)
 
 MARKER = "metadata.csv"
 

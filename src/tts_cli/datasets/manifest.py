@@ -4,7 +4,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tts_cli.datasets.base import DEFAULT_SPEAKER, Entry, Problem, ReadResult, read_text_file, rel, safe_id, shorten, strip_audio_ext
+from tts_cli.datasets.base import (
+    DEFAULT_SPEAKER,
+    Entry,
+    Problem,
+    ReadResult,
+    read_text_file,
+    rel,
+    safe_id,
+    shorten,
+    strip_audio_ext,
+)
 from tts_cli.errors import DatasetError
 
 MANIFEST_SUFFIXES = (".jsonl", ".json")

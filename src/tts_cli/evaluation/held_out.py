@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tts_cli.checkpoints.format import CheckpointHeader
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
 from tts_cli.errors import ASRUnavailable
 from tts_cli.evaluation import asr as asr_module
@@ -23,13 +24,14 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
     rows = ws.load_manifest("val")
     if not path or not rows:
         return None
-    language = str(meta["text"].get("language") or "es")
+    header = CheckpointHeader.of(meta)
+    language = header.language
     try:  # the run's recogniser, else whichever is installed
         recognizer = asr_module.load_asr(asr if asr not in (None, "none") else "auto", language=language, threads=2)
     except ASRUnavailable:
         recognizer = None
     model = build_fastpitch(load_checkpoint(path))
-    result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=meta["symbols"], speakers=meta["speakers"],
+    result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=header.symbols, speakers=header.speakers,
                                        asr=recognizer, language=language, limit=len(rows), vocoder=vocoder)
     result["checkpoint"] = str(path)
     n, cer, mcd = result["n"], result.get("cer"), result.get("mcd")

@@ -39,6 +39,7 @@ import unicodedata
 from typing import Sequence
 
 import numpy as np
+
 from tts_cli.audio import mel_spectrogram
 from tts_cli.config import AudioConfig
 from tts_cli.text.normalize import normalize_text
@@ -128,12 +129,6 @@ def mel_cepstrum(log_mel: np.ndarray, order: int = MCD_ORDER) -> np.ndarray:
     k = np.arange(1, order + 1)[:, None]
     basis = np.cos(np.pi * k * (np.arange(n)[None, :] + 0.5) / n) / n  # [order, n_mels]
     return (basis @ x).T
-
-
-def frame_mcd(c_ref: np.ndarray, c_syn: np.ndarray) -> np.ndarray:
-    """MCD in dB between equally long rows of cepstra (c0 already excluded)."""
-    d = np.asarray(c_ref, np.float64) - np.asarray(c_syn, np.float64)
-    return _MCD_SCALE * np.sqrt(2.0 * np.sum(d * d, axis=-1))
 
 
 def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, float]:
@@ -298,6 +293,6 @@ def summarize(values: Sequence[float]) -> dict:
 
 __all__ = [
     "MCD_ORDER", "normalize_for_scoring", "fold_accents", "edit_distance", "cer", "wer", "text_scores",
-    "mel_cepstrum", "frame_mcd", "dtw_path", "mcd_dtw_mels", "mcd_dtw", "log_mel", "f0_rmse_cents",
+    "mel_cepstrum", "dtw_path", "mcd_dtw_mels", "mcd_dtw", "log_mel", "f0_rmse_cents",
     "f0_level_range", "duration_stats", "duration_mae_frames", "summarize",
 ]

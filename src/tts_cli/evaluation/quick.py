@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
 from tts_cli.config import audio_config
 from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation.metrics import duration_mae_frames, mcd_dtw_mels, summarize, text_scores

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+
 from tts_cli.evaluation.metrics import summarize
 from tts_cli.workspace import atomic_write_bytes
 

@@ -9,10 +9,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
 from tts_cli.audio import load_audio, resample, save_wav
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-from tts_cli.evaluation.metrics import duration_mae_frames, duration_stats, f0_level_range, f0_rmse_cents, log_mel, mcd_dtw_mels, text_scores
-from tts_cli.pitch import extract_f0
+from tts_cli.evaluation.metrics import (
+    duration_mae_frames,
+    duration_stats,
+    f0_level_range,
+    f0_rmse_cents,
+    log_mel,
+    mcd_dtw_mels,
+    text_scores,
+)
+from tts_cli.f0 import extract_f0
 
 
 class DurationModel:

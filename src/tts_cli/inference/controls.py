@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tts_cli.errors import ConfigError, SynthesisError
 from tts_cli.config import check_number
-
+from tts_cli.errors import ConfigError, SynthesisError
 
 # Default contrast for the unmatched universal HiFi-GAN (see `mel_contrast`); chosen on held-out
 # sentences 41-100 of data/teacher_test_es.txt, measured on sentences 1-40 (README "Vocoders").

@@ -6,8 +6,8 @@ import os
 import re
 from pathlib import Path
 
-from tts_cli.errors import ConfigError, SynthesisError
 from tts_cli.config import check_device
+from tts_cli.errors import ConfigError, SynthesisError
 
 log = logging.getLogger(__name__)
 

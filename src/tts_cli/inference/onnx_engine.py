@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tts_cli.onnx_export import FASTPITCH_FILE, HIFIGAN_FILE, METADATA_KEY
-from tts_cli.inference.vocoders import Vocoder
 from tts_cli.errors import OnnxError
+from tts_cli.inference.vocoders import Vocoder
+from tts_cli.onnx_export import FASTPITCH_FILE, HIFIGAN_FILE, METADATA_KEY
 
 
 def _session(path: Path):

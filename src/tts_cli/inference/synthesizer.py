@@ -35,19 +35,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tts_cli.checkpoints.format import CheckpointHeader, require_kind
+from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.config import DEFAULT_AUDIO, check_audio_match
 from tts_cli.errors import CheckpointError, OnnxError, SynthesisError
 from tts_cli.inference.controls import UNMATCHED_CONTRAST, PitchControl, check_controls, mel_contrast
 from tts_cli.inference.cpu import resolve_device, tune_malloc_for_inference
 from tts_cli.inference.resolve import find_vocoder_beside
-from tts_cli.text.chunking import MAX_CHUNK_CHARS, Chunk, pause_samples, split_text
-from tts_cli.text.frontend import espeak_version_warning, SILENT_SYMBOLS
-from tts_cli.checkpoints.format import require_kind
-from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-from tts_cli.config import check_audio_match, DEFAULT_AUDIO
-from tts_cli.inference.vocoders import load_default_vocoder, load_vocoder, PRECISIONS, Vocoder
+from tts_cli.inference.vocoders import PRECISIONS, Vocoder, load_default_vocoder, load_vocoder
 from tts_cli.prosody import denormalize_pitch
 from tts_cli.text import espeak_info, texts_to_symbols
-from tts_cli.text.symbols import canonical_text_type, SymbolTable
+from tts_cli.text.chunking import MAX_CHUNK_CHARS, Chunk, pause_samples, split_text
+from tts_cli.text.frontend import SILENT_SYMBOLS, espeak_version_warning
+from tts_cli.text.symbols import SymbolTable, canonical_text_type
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,11 @@ class Synthesizer:
         else:
             ckpt = self._load_torch(model, device)
         self.ckpt = ckpt
-        self._read_front_end(ckpt)
-        self.audio = {**_default_audio(), **dict(ckpt.get("audio") or {})}
-        self.speakers = {str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()}
-        self.pitch_stats = ckpt.get("pitch_stats") or {}
+        self.header = CheckpointHeader.of(ckpt)
+        self._read_front_end(self.header)
+        self.audio = {**_default_audio(), **self.header.audio}
+        self.speakers = dict(self.header.speakers)
+        self.pitch_stats = self.header.pitch_stats
         self.max_chunk_chars, self.batch_size = max_chunk_chars, batch_size
         self._espeak_checked = False
         self.vocoder = self._open_vocoder(vocoder, onnx_vocoder, precision)
@@ -165,15 +166,14 @@ class Synthesizer:
             p.requires_grad_(False)
         return ckpt
 
-    def _read_front_end(self, ckpt: dict) -> None:
+    def _read_front_end(self, header: CheckpointHeader) -> None:
         """The text front end the checkpoint was trained with, never a re-guessed one."""
-        symbols = ckpt.get("symbols")
-        if not symbols:
+        if not header.symbols:
             raise SynthesisError(f"{self.model_path or 'model'}: the checkpoint has no symbol table")
-        self.table = SymbolTable(list(symbols))
-        text = dict(ckpt.get("text") or {})
+        self.table = SymbolTable(header.symbols)
+        text = header.text
         self.text_settings = text
-        self.language = str(text.get("language") or "es")
+        self.language = header.language
         self.text_type = canonical_text_type(str(text.get("text_type") or "text"))
         self.normalize = bool(text.get("normalize", True))
         self.keep_stress = bool(text.get("keep_stress", True))

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tts_cli.audio import mel_filterbank
 from tts_cli.checkpoints.hifigan import load_hifigan
-from tts_cli.config import audio_dict, AudioConfig, check_audio_match, DEFAULT_AUDIO
+from tts_cli.config import DEFAULT_AUDIO, AudioConfig, audio_dict, check_audio_match
 from tts_cli.errors import VocoderError
 from tts_cli.inference.cpu import bf16_convs_faster, tune_malloc_for_inference
-from tts_cli.audio import mel_filterbank
 from tts_cli.models.hifigan import receptive_field_frames
 
 if TYPE_CHECKING:  # pragma: no cover

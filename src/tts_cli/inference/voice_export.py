@@ -6,16 +6,24 @@ from datetime import date
 from pathlib import Path
 from typing import Sequence
 
-from tts_cli.errors import CheckpointError, VocoderError, VoiceError
-from tts_cli.inference.voices import (ACOUSTIC_FILE, ALIGNER_FILE, VOCODER_FILE, VOICE_FILE, VOICE_FORMAT_VERSION,
-                                      _NAME, Voice, load_voice)
-from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_checkpoint
 from tts_cli.checkpoints.aligner import read_aligner_file
-from tts_cli.checkpoints.format import clean_state_dict, FORMAT_VERSION, require_kind
+from tts_cli.checkpoints.format import FORMAT_VERSION, CheckpointHeader, clean_state_dict, require_kind
 from tts_cli.checkpoints.hifigan import load_hifigan
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
-from tts_cli.config import check_audio_match, DEFAULT_AUDIO
+from tts_cli.config import DEFAULT_AUDIO, check_audio_match
+from tts_cli.errors import CheckpointError, VocoderError, VoiceError
+from tts_cli.inference.voices import (
+    _NAME,
+    ACOUSTIC_FILE,
+    ALIGNER_FILE,
+    VOCODER_FILE,
+    VOICE_FILE,
+    VOICE_FORMAT_VERSION,
+    Voice,
+    load_voice,
+)
 from tts_cli.models.hifigan import PRESETS
+from tts_cli.workspace import atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_checkpoint
 
 
 def half_state(state: dict) -> dict:
@@ -33,10 +41,6 @@ def half_state(state: dict) -> dict:
     return out
 
 
-def _state_bytes(state: dict) -> int:
-    return sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "element_size"))
-
-
 def _acoustic_payload(ckpt: dict, fp16: bool, keep_aligner: bool) -> tuple[dict, dict]:
     """(inference-only FastPitch checkpoint, its description for voice.json)."""
     state = clean_state_dict(ckpt["model"])
@@ -44,13 +48,8 @@ def _acoustic_payload(ckpt: dict, fp16: bool, keep_aligner: bool) -> tuple[dict,
     if not keep_aligner:  # synthesis builds FastPitch with aligner=False: the aligner is training-only
         state = {k: v for k, v in state.items() if not k.startswith("attention.")}
         config["aligner"], config["alignment"] = False, "external"
-    out = {
-        "format_version": FORMAT_VERSION, "kind": "fastpitch", "model": half_state(state) if fp16 else state,
-        "config": config, "symbols": list(ckpt["symbols"]), "step": int(ckpt.get("step") or 0),
-        "text": dict(ckpt.get("text") or {}), "audio": dict(ckpt.get("audio") or {}),
-        "pitch_stats": dict(ckpt.get("pitch_stats") or {}),
-        "speakers": {str(k): int(v) for k, v in (ckpt.get("speakers") or {}).items()},
-    }
+    header = CheckpointHeader.of(ckpt).with_config(config)
+    out = {"format_version": FORMAT_VERSION, "model": half_state(state) if fp16 else state, **header.to_dict()}
     model = build_fastpitch(out, aligner=keep_aligner and bool(config.get("aligner")))  # fails now, not at synthesis
     info = {"model": "FastPitch", "parameters": sum(p.numel() for p in model.parameters()), "step": out["step"],
             "dtype": "float16" if fp16 else "float32", "aligner": bool(keep_aligner and config.get("aligner")),

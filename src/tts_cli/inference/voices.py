@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tts_cli.resources import VOICES, resource_dir
 from tts_cli.errors import VoiceError
+from tts_cli.resources import VOICES, resource_dir
 
 log = logging.getLogger(__name__)
 

@@ -15,18 +15,18 @@ frame values inside `forward`, because learned durations change every step.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tts_cli.prosody import average_per_symbol
 from tts_cli.config import Settings, check_known_keys
 from tts_cli.errors import ConfigError
+from tts_cli.models.alignment import AlignmentEncoder, BinarizationLoss, ForwardSumLoss, binarize, prior_batch
 from tts_cli.models.transformer import FFTransformer, mask_from_lens
-from tts_cli.models.alignment import AlignmentEncoder, BinarizationLoss, binarize, ForwardSumLoss, prior_batch
+from tts_cli.prosody import average_per_symbol
 
 ALIGNMENTS = ("external", "learned")
 
@@ -92,9 +92,6 @@ class FastPitchConfig(Settings):
             raise ConfigError(f"model.alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         if self.alignment == "learned" and not self.aligner:
             raise ConfigError("model.alignment 'learned' needs model.aligner: true")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict | None = None, **overrides) -> "FastPitchConfig":

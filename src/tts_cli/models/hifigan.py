@@ -9,7 +9,7 @@ N = stage * n_kernels + kernel index, `convs1/convs2` for resblock type 1, `conv
 `conv_post`), with weight norm stored as `weight_g` / `weight_v`, so a jik876 `g_XXXXXXXX` file's
 `generator` dict loads as is. NVIDIA DeepLearningExamples nests the resblocks as
 `resblocks.<stage>.<kernel index>` and may order the kernels [11, 7, 3]; `tts_cli.inference.vocoders`
-maps that layout (see `nvidia_to_ours`).
+maps that layout (see `nested_to_flat_resblocks`).
 
 Weight norm is our own small implementation (torch's `weight_norm` is deprecated and its
 replacement renames the parameters): `WNConv1d` / `WNConvTranspose1d` hold `weight_g` (norm per
@@ -20,12 +20,14 @@ can run channels-last (NHWC), which oneDNN executes ~1.4-2.4x faster on CPU.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tts_cli.config import Settings
 from tts_cli.errors import ConfigError
 
 LRELU_SLOPE = 0.1
@@ -34,7 +36,12 @@ LRELU_SLOPE = 0.1
 # ----------------------------------------------------------------------------- config
 
 @dataclass
-class HiFiGANConfig:
+class HiFiGANConfig(Settings):
+    """The generator's sizes (jik876's V1/V2/V3 presets). `from_dict` accepts a jik876 config.json
+    as it is: its training keys are ignored, not refused (the one lenient section)."""
+
+    SECTION: ClassVar[str] = "model"
+
     n_mels: int = 80
     upsample_rates: list = field(default_factory=lambda: [8, 8, 2, 2])
     upsample_kernel_sizes: list = field(default_factory=lambda: [16, 16, 4, 4])
@@ -63,9 +70,6 @@ class HiFiGANConfig:
         for u in self.upsample_rates:
             n *= u
         return n
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict | None = None) -> "HiFiGANConfig":

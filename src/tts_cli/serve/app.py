@@ -28,10 +28,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tts_cli.errors import AudioError, RequestError
-from tts_cli.serve.service import SpeechService
 from tts_cli.audio import audio_bytes, audio_format, pcm16_bytes, wav_bytes, wav_stream_header
+from tts_cli.errors import AudioError, RequestError
 from tts_cli.inference.controls import SPEED_RANGE
+from tts_cli.serve.service import SpeechService
 
 log = logging.getLogger(__name__)
 

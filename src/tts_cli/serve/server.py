@@ -11,12 +11,12 @@ import os
 import time
 from pathlib import Path
 
-from tts_cli.serve.service import Settings, SpeechService
 from tts_cli.errors import ServeError, SynthesisError
 from tts_cli.inference.cpu import set_torch_threads
 from tts_cli.inference.resolve import resolve_model
 from tts_cli.inference.synthesizer import SynthesisWarning, Synthesizer
 from tts_cli.inference.voices import voice_of
+from tts_cli.serve.service import Settings, SpeechService
 
 ENV_API_KEY = "TTS_API_KEY"
 log = logging.getLogger(__name__)

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tts_cli.workspace import Workspace, atomic_write_jsonl, atomic_write_text, read_jsonl
+from tts_cli.config import check_device, dump_yaml
 from tts_cli.errors import WorkspaceError
+from tts_cli.workspace import Workspace, atomic_write_jsonl, atomic_write_text, read_jsonl
+
 from .align_data import clear_mel_cache, load_items, load_mel, query_features
 from .align_durations import extract_durations
 from .align_settings import learned_settings, workspace_config
 from .align_training import aligner_from_checkpoint, is_auto, resolve_init_from, train_aligner
-from tts_cli.config import check_device, dump_yaml
 
 
 def align(work: str | Path, steps: int | None = None, batch_size: int | None = None, device: str = "cpu",

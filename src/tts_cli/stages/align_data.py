@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from tts_cli.workspace import Workspace
 from tts_cli.audio import load_audio, mel_spectrogram
 from tts_cli.config import audio_config
 from tts_cli.errors import AudioError
 from tts_cli.models.alignment import prior_batch
+from tts_cli.workspace import Workspace
 
 
 @dataclass

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_cli.models.alignment import mas_batch
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_bytes
+
 from .align_data import QueryFeatures, Utterance, collate
 from .align_settings import AlignConfig
-from tts_cli.models.alignment import mas_batch
 
 
 def extract_durations(ws: Workspace, model, items: list[Utterance], n_mel: int, cfg: AlignConfig, device: str, plot_ids: set,

@@ -2,17 +2,19 @@
 the dataclass with the measurements behind its defaults, and how a run's settings are resolved."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from tts_cli.errors import ConfigError
+from tts_cli.config import Settings, check_number, deep_merge, load_config
 from tts_cli.workspace import Workspace
-from tts_cli.config import check_number, deep_merge, load_config
 
 
 @dataclass
-class AlignConfig:
+class AlignConfig(Settings):
     """Settings of section `align:` (recipe / WORK/config.yaml); saved in aligner.pt and align_config.yaml."""
+
+    SECTION: ClassVar[str] = "align"
 
     # 2000, not 700: on 10 min of real English prompts, 700 -> 2000 steps raised the mean attention
     # confidence 0.75 -> 0.80, flagged utterances 16 -> 9, and the fine-tuned voice's held-out CER
@@ -113,12 +115,7 @@ def workspace_config(ws: Workspace, config: str | Path | dict | None) -> dict:
 
 
 def align_config(cfg: dict | None) -> AlignConfig:
-    section = dict((cfg or {}).get("align") or {})
-    known = {f.name for f in fields(AlignConfig)}
-    unknown = set(section) - known
-    if unknown:
-        raise ConfigError(f"unknown align setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
-    return AlignConfig(**section)
+    return AlignConfig.from_dict((cfg or {}).get("align"))
 
 
 __all__ = ["AlignConfig", "align_config", "check_align_config", "learned_settings", "workspace_config"]

@@ -38,14 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_cli.config import audio_config, dump_yaml
 from tts_cli.errors import AlignmentError, ConfigError
+from tts_cli.stages.align import align as learned_align
+from tts_cli.stages.align import print_summary_table
+from tts_cli.teacher.kokoro import TIED_TO_KOKORO
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
+
 from .align_data import Utterance
 from .align_durations import plot_alignment
 from .align_settings import align_config, learned_settings, workspace_config
-from tts_cli.config import audio_config, dump_yaml
-from tts_cli.stages.align import align as learned_align, print_summary_table
-from tts_cli.teacher.kokoro import TIED_TO_KOKORO
 
 TEACHER_FILE = "teacher_durations.jsonl"
 SIDECAR_DIR = "teacher"

@@ -10,14 +10,16 @@ from typing import Any
 import numpy as np
 
 from tts_cli.checkpoints.aligner import ALIGNER_FORMAT, read_aligner_source, save_aligner_checkpoint
+from tts_cli.config import audio_dict, audio_differences
 from tts_cli.errors import AlignmentError, VoiceError
+from tts_cli.inference.voices import default_voice
+from tts_cli.inference.voices import resolve_init_from as voice_file
+from tts_cli.models.alignment import Aligner, BinarizationLoss, ForwardSumLoss, binarize
+from tts_cli.training.init_from import LoadReport, _remap_symbols
 from tts_cli.workspace import Workspace
+
 from .align_data import QueryFeatures, Utterance, batch_for_step, collate
 from .align_settings import AlignConfig
-from tts_cli.config import audio_dict, audio_differences
-from tts_cli.inference.voices import default_voice, resolve_init_from as voice_file
-from tts_cli.models.alignment import Aligner, BinarizationLoss, binarize, ForwardSumLoss
-from tts_cli.training.init_from import _remap_symbols, LoadReport
 
 # --------------------------------------------------------------------------- checkpoints
 
@@ -84,7 +86,14 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
     """Train (or resume, or skip when aligner.pt is complete); returns (model, info). fresh: start
     anew whatever aligner.pt holds (it is replaced at the first save, so a start that fails keeps it)."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     torch.manual_seed(seed)
     model = _build_model(len(symbols), n_mel, cfg).to(device)

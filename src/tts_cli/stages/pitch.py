@@ -17,32 +17,40 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl
-from tts_cli.errors import AudioError, ConfigError, WorkspaceError
 from tts_cli.audio import load_audio
-from tts_cli.config import audio_config, find_recipe, load_config
-from tts_cli.pitch import C2_HZ, C7_HZ, DEFAULT_METHOD, estimate_range, extract_f0, frame_energy, METHODS
+from tts_cli.config import Settings, audio_config, check_known_keys, find_recipe, load_config
+from tts_cli.errors import AudioError, ConfigError, WorkspaceError
+from tts_cli.f0 import C2_HZ, C7_HZ, DEFAULT_METHOD, METHODS, estimate_range, extract_f0, frame_energy
 from tts_cli.workers import die_with_parent, usable_cores
+from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl
 
 SETTINGS_FILE = "_settings.json"
 FORMAT_VERSION = 1  # bump when the extraction code changes its output: everything is redone
 AUTO_RANGE_UTTS = 30  # utterances per speaker in the first pass of `auto_range`
 
-PITCH_DEFAULTS: dict[str, Any] = {
-    "method": None,  # None -> tts_cli.pitch.DEFAULT_METHOD
-    "fmin": None,  # Hz; None -> C2 (65.4 Hz, NVIDIA's pyin setting)
-    "fmax": None,  # Hz; None -> C7 (2093 Hz)
-    "auto_range": True,  # per-speaker fmin/fmax from a first pass over a sample of utterances
-    "frame_length": 1024,
-    "workers": None,  # None -> all cores
-    "options": {},  # extra keyword arguments for the method (e.g. praat voicing_threshold)
-}
+@dataclass
+class PitchSettings(Settings):
+    """The `pitch:` section of a recipe."""
+
+    SECTION: ClassVar[str] = "pitch"
+
+    method: str | None = None  # None -> tts_cli.f0.DEFAULT_METHOD
+    fmin: float | None = None  # Hz; None -> C2 (65.4 Hz, NVIDIA's pyin setting)
+    fmax: float | None = None  # Hz; None -> C7 (2093 Hz)
+    auto_range: bool = True  # per-speaker fmin/fmax from a first pass over a sample of utterances
+    frame_length: int = 1024
+    workers: int | None = None  # None -> all cores
+    options: dict = field(default_factory=dict)  # extra keyword arguments for the method (e.g. praat voicing_threshold)
+
+
+PITCH_DEFAULTS: dict[str, Any] = PitchSettings().to_dict()
 
 
 # ----------------------------------------------------------------------------- settings
@@ -54,10 +62,7 @@ def resolve_settings(ws: Workspace, config: Any = None, **explicit) -> dict:
     section.update(base.get("pitch") or {})
     section.update(_pitch_section(config, find_recipe))
     section.update({k: v for k, v in explicit.items() if v is not None})
-    unknown = set(section) - set(PITCH_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown pitch setting(s): {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(PITCH_DEFAULTS))})")
+    check_known_keys("pitch", section, PitchSettings)
     section["method"] = section["method"] or DEFAULT_METHOD
     if section["method"] not in METHODS:
         raise ConfigError(f"unknown pitch method {section['method']!r} (known: {', '.join(METHODS)})")

@@ -35,16 +35,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..config import audio_config, data_config, dump_yaml, load_config, text_config
-
-from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir
-from tts_cli.errors import AudioError, PreprocessError
 from tts_cli.audio import load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
 from tts_cli.config import AudioConfig
 from tts_cli.datasets import DatasetError, read_dataset
-from tts_cli.text import canonical_text_type, espeak_info, SymbolTable, texts_to_symbols
+from tts_cli.errors import AudioError, PreprocessError
+from tts_cli.text import SymbolTable, canonical_text_type, espeak_info, texts_to_symbols
 from tts_cli.workers import die_with_parent
+from tts_cli.workspace import (
+    Workspace,
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    check_output_dir,
+)
+
+from .. import __version__
+from ..config import audio_config, data_config, dump_yaml, load_config, text_config
 
 CACHE_NAME = ".preprocess_cache.json"
 MIN_SPEAKER_UTTS_FOR_VAL = 5  # a speaker with fewer keeps its utterances for training (see SPLIT RULE)

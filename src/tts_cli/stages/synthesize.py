@@ -17,16 +17,18 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from tts_cli.audio import audio_format, save_audio, wav_bytes
+from tts_cli.audio import save_wav as write_wav
+
 # light (numpy only); torch comes with tts_cli.inference.synthesizer, imported where a voice is opened
 from tts_cli.errors import AudioError, SynthesisError
-from tts_cli.audio import audio_format, save_audio, save_wav as write_wav, wav_bytes
-from tts_cli.inference.cpu import set_torch_threads
-from tts_cli.workspace import atomic_save_npy, atomic_write_json, check_output_dir, check_output_file
 from tts_cli.inference.controls import check_controls
+from tts_cli.inference.cpu import set_torch_threads
 from tts_cli.inference.resolve import resolve_model
 from tts_cli.inference.synthesizer import Synthesizer
 from tts_cli.inference.voices import voice_of
 from tts_cli.text.input_file import read_input_file
+from tts_cli.workspace import atomic_save_npy, atomic_write_json, check_output_dir, check_output_file
 
 
 @contextmanager

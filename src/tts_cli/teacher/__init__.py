@@ -4,8 +4,10 @@ Importing this package is cheap: onnxruntime and the model load when a teacher i
 Needs the optional extra `[teacher]`.
 """
 from __future__ import annotations
+
 from tts_cli.errors import ConfigError
-from tts_cli.teacher.kokoro import KokoroTeacher, unavailable_reason as kokoro_reason
+from tts_cli.teacher.kokoro import KokoroTeacher
+from tts_cli.teacher.kokoro import unavailable_reason as kokoro_reason
 
 TEACHERS = ("kokoro",)
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tts_cli.resources import SENTENCES, resource_file
-from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from tts_cli.errors import CorpusError, TeacherInputError
 from tts_cli.audio import save_wav
+from tts_cli.errors import CorpusError, TeacherInputError
+from tts_cli.resources import SENTENCES, resource_file
 from tts_cli.teacher import load_teacher, unavailable_reason
 from tts_cli.teacher.kokoro import VOICES_DIR
 from tts_cli.workers import die_with_parent
+from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
@@ -157,8 +157,14 @@ def _assemble(folder: Path, plan: Iterable[Sentence]) -> tuple[int, float]:
 
 
 def _run_voice(folder: Path, settings: dict, plan: list[Sentence], workers: int, console, progress: bool) -> dict:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     _check_settings(folder, settings)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tts_cli.resources import VOICES, resource_dir
-from tts_cli.errors import ConfigError, TeacherInputError, TeacherUnavailable
 from tts_cli.audio import resample
+from tts_cli.errors import ConfigError, TeacherInputError, TeacherUnavailable
+from tts_cli.resources import VOICES, resource_dir
 from tts_cli.text.normalize import basic_cleanup, normalize_text
 from tts_cli.text.phonemize import _configure_library
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-
 SENTENCE_PAUSE_S = 0.25
 
 

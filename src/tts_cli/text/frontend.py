@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tts_cli.text.symbols import (PUNCTUATION, SPACE, STRESS, canonical_text_type,
-                                  characters_to_symbols, split_phonemes)
 from tts_cli.text.normalize import basic_cleanup, normalize_text, split_unspeakable
 from tts_cli.text.phonemize import phonemize_many
+from tts_cli.text.symbols import PUNCTUATION, SPACE, STRESS, canonical_text_type, characters_to_symbols, split_phonemes
 
 SILENT_SYMBOLS = set(PUNCTUATION) | {SPACE, *STRESS}  # a text of only these has nothing to say
 

@@ -21,23 +21,30 @@ from typing import Any, Sequence
 
 import torch
 
+from tts_cli.checkpoints.format import CheckpointHeader, require_kind
+from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.config import audio_config, deep_merge
-from tts_cli.errors import (ASRUnavailable, CheckpointError, ConfigError, TrainConfigError, VocoderError, VoiceError,
-                            WorkspaceError)
+from tts_cli.errors import (
+    ASRUnavailable,
+    CheckpointError,
+    ConfigError,
+    TrainConfigError,
+    VocoderError,
+    VoiceError,
+    WorkspaceError,
+)
+from tts_cli.evaluation.asr import resolve_asr_name
+from tts_cli.evaluation.held_out import held_out_check
+from tts_cli.inference.voices import resolve_init_from
 from tts_cli.models.fastpitch import PRESETS, FastPitch, FastPitchConfig
 from tts_cli.models.hifigan import PRESETS as VOCODER_PRESETS
 from tts_cli.training.data import BucketBatchSampler, TTSDataset, collate, ignore_signals, load_pitch_stats, speaker_map
 from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
+from tts_cli.training.init_from import init_from as init_weights_from
 from tts_cli.training.run import load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
 from tts_cli.workspace import Workspace, read_jsonl
-from tts_cli.checkpoints.format import require_kind
-from tts_cli.checkpoints.load import load_checkpoint
-from tts_cli.evaluation.asr import resolve_asr_name
-from tts_cli.evaluation.held_out import held_out_check
-from tts_cli.inference.voices import resolve_init_from
-from tts_cli.training.init_from import init_from as init_weights_from
 
 log = logging.getLogger("tts_cli.train")
 
@@ -271,15 +278,12 @@ def _checkpoint_meta(ws: Workspace, model_cfg: dict, facts: _Facts) -> dict:
         text["espeak_ng"] = str(espeak["version"])
     if espeak.get("phonemizer"):
         text["phonemizer_version"] = str(espeak["phonemizer"])
-    return {
-        "kind": "fastpitch",
-        "config": model_cfg,
-        "symbols": list(facts.symbols),
-        "text": text,
-        "audio": dict(work_cfg.get("audio") or {}),
-        "pitch_stats": facts.pitch_stats,
-        "speakers": dict(facts.speakers),
-    }
+    header = CheckpointHeader("fastpitch", model_cfg, symbols=list(facts.symbols), text=text,
+                              audio=dict(work_cfg.get("audio") or {}), pitch_stats=facts.pitch_stats,
+                              speakers=dict(facts.speakers))
+    meta = header.to_dict()
+    meta.pop("step")  # the loop writes the step it saved at
+    return meta
 
 
 def _is_training_choice(key: str) -> bool:

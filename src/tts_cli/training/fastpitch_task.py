@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
-from tts_cli.errors import ConfigError
 from tts_cli.audio import save_wav
+from tts_cli.errors import ConfigError
 from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation.quick import evaluate_checkpoint_quick
 from tts_cli.inference.vocoders import griffin_lim, is_griffin_lim, load_vocoder
 from tts_cli.models.fastpitch import FastPitchLoss
 from tts_cli.workspace import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 

@@ -21,16 +21,22 @@ from tts_cli.checkpoints.hifigan import load_hifigan
 from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.config import audio_config, check_audio_match, deep_merge
 from tts_cli.errors import ConfigError, TrainConfigError, VocoderError, VoiceError, WorkspaceError
+from tts_cli.inference import vocoders
+from tts_cli.inference.voices import resolve_init_from
 from tts_cli.models.hifigan import PRESETS, Discriminators, Generator, HiFiGANConfig
 from tts_cli.training.data import BucketBatchSampler
 from tts_cli.training.gta import write_gta_mels
-from tts_cli.training.hifigan_task import (TRAIN_DEFAULTS, EpochAwareSampler, HiFiGANTask, HiFiGANTaskSettings,
-                                           VocoderDataset, collate_vocoder)
+from tts_cli.training.hifigan_task import (
+    TRAIN_DEFAULTS,
+    EpochAwareSampler,
+    HiFiGANTask,
+    HiFiGANTaskSettings,
+    VocoderDataset,
+    collate_vocoder,
+)
 from tts_cli.training.run import load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
-from tts_cli.inference import vocoders
-from tts_cli.inference.voices import resolve_init_from
 
 log = logging.getLogger("tts_cli.train")
 

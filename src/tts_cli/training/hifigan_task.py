@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from tts_cli.audio import mel_spectrogram, save_wav
 from tts_cli.config import AudioConfig
 from tts_cli.errors import WorkspaceError
-from tts_cli.models.hifigan import discriminator_loss, Discriminators, feature_loss, generator_loss, mel_loss
+from tts_cli.models.hifigan import Discriminators, discriminator_loss, feature_loss, generator_loss, mel_loss
 from tts_cli.training.optim import build_optimizer
 
 log = logging.getLogger(__name__)

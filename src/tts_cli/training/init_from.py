@@ -15,7 +15,6 @@ from tts_cli.checkpoints.format import SPEAKER_EMB, SYMBOL_EMB, clean_state_dict
 from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.text.similar import similar_symbols
 
-
 # Buffers the new workspace decides (pitch statistics are recomputed, not inherited).
 KEEP_ON_INIT = ("pitch_mean", "pitch_std")
 

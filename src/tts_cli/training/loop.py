@@ -37,8 +37,15 @@ from tts_cli.training.ema import WeightAverage
 from tts_cli.training.monitor import MetricsLog, StopFlag, TrainProgress
 from tts_cli.training.optim import build_optimizer, build_scheduler
 from tts_cli.training.run import write_training_checkpoint
-from tts_cli.training.runtime import (DistInfo, enable_tf32, resolve_amp, rng_state, seed_everything, set_rng_state,
-                                      unwrap)
+from tts_cli.training.runtime import (
+    DistInfo,
+    enable_tf32,
+    resolve_amp,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    unwrap,
+)
 from tts_cli.training.settings import TrainSettings
 from tts_cli.training.task import Task
 

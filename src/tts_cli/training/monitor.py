@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 from pathlib import Path
+
 from tts_cli.workspace import atomic_write_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)

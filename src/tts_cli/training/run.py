@@ -14,8 +14,8 @@ from typing import Callable, Iterator, Mapping
 
 from tts_cli.checkpoints.format import save_checkpoint
 from tts_cli.checkpoints.load import load_checkpoint
-from tts_cli.errors import CheckpointError, ConfigError, TrainConfigError, TrainingError
 from tts_cli.config import dump_yaml, find_recipe
+from tts_cli.errors import CheckpointError, ConfigError, TrainConfigError, TrainingError
 from tts_cli.training.runtime import cleanup_distributed, setup_distributed
 from tts_cli.training.settings import TrainSettings
 from tts_cli.workers import usable_cores

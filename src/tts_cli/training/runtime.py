@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tts_cli.errors import ConfigError
 from tts_cli.config import check_device
+from tts_cli.errors import ConfigError
 
 
 @dataclass

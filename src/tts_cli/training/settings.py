@@ -4,10 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from tts_cli.config import check_choice, check_number, Settings
+from tts_cli.config import Settings, check_choice, check_number
 from tts_cli.errors import ConfigError
 from tts_cli.training.runtime import AMP_SETTINGS
-
 
 BEST_METRICS = ("loss", "mcd", "cer", "dur_mae")  # best.pt keeps the lowest of one of these
 

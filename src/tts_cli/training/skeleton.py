@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tts_cli.training.loop import Trainer
 from tts_cli.training.run import distributed_run, open_run, run_lock, write_run_config
 from tts_cli.training.settings import TrainSettings
 from tts_cli.workspace import Workspace
-from tts_cli.training.loop import Trainer
 
 
 @dataclass
