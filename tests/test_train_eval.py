@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -194,14 +195,27 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
     from rich.console import Console
 
     import tts_cli.evaluation.held_out as held_out
+    from tts_cli.workspace import Workspace
 
     monkeypatch.setattr(held_out, "evaluate_checkpoint_quick",
                         lambda *a, **k: {"mcd": 9.0, "dur_mae": 3.0, "cer": 0.55, "cer_folded": 0.5, "n": 2})
+    ws = Workspace(work)
+    ws.wav_path("x").parent.mkdir(exist_ok=True)
+    for r in ws.load_manifest("val"):  # the workspace helper writes mels only: give the val clips audio
+        sf.write(ws.wav_path(r["id"]), np.zeros(2205, np.float32), 22050)
+    val_texts = iter([r["text"] for r in ws.load_manifest("val")])
+
+    class HearsTheRecordings:  # the real recordings are understood word for word
+        def transcribe(self, wav, sample_rate):
+            return next(val_texts)
+
+    monkeypatch.setattr(held_out.asr_module, "load_asr", lambda *a, **k: HearsTheRecordings())
     out = StringIO()
     s = run_train(work, tmp_path / "run", cfg(4, val_every=2, val_samples=0), console=Console(file=out, width=200))
-    assert s["held_out"]["cer"] == 0.55
+    assert s["held_out"]["cer"] == 0.55 and s["held_out"]["cer_recordings"] == 0.0
     text = out.getvalue()
-    assert "CER 55.0 %" in text and "not intelligible" in text
+    assert "CER 55.0 %" in text and "your recordings of the same sentences: 0.0 %" in text
+    assert "not intelligible" in text
 
 
 def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):

@@ -74,18 +74,18 @@ def _fastpitch_wrapper(model):
 
 def voice_metadata(synth, voice_info: dict | None = None) -> dict:
     """What the ONNX engine needs besides the weights, from a loaded torch Synthesizer."""
-    ckpt = synth.ckpt
+    header = synth.header
     cfg = synth.model.config
     return {
         "format_version": ONNX_FORMAT_VERSION,
-        "symbols": list(ckpt["symbols"]),
-        "text": dict(ckpt.get("text") or {}),
+        "symbols": list(header.symbols),
+        "text": dict(header.text),
         "audio": dict(synth.audio),
         "speakers": dict(synth.speakers),
         "pitch_stats": dict(synth.pitch_stats),
         "pitch_mean": float(synth.model.pitch_mean), "pitch_std": float(synth.model.pitch_std),
         "n_speakers": int(cfg.n_speakers), "n_mels": int(cfg.n_mel_channels),
-        "step": int(ckpt.get("step") or 0),
+        "step": header.step,
         "mel_contrast": float(synth.mel_contrast),
         "vocoder": synth.vocoder.describe(),
         "voice": voice_info or {},

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tts_cli.audio import load_audio
 from tts_cli.checkpoints.format import CheckpointHeader
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.config import audio_config
 from tts_cli.errors import ASRUnavailable
 from tts_cli.evaluation import asr as asr_module
+from tts_cli.evaluation.metrics import summarize, text_scores
 from tts_cli.evaluation.quick import evaluate_checkpoint_quick
 from tts_cli.workspace import Workspace
 
@@ -34,11 +37,15 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
     result = evaluate_checkpoint_quick(model, ws.root, rows, symbols=header.symbols, speakers=header.speakers,
                                        asr=recognizer, language=language, limit=len(rows), vocoder=vocoder)
     result["checkpoint"] = str(path)
+    if recognizer is not None:
+        result["cer_recordings"] = recordings_cer(ws, rows, recognizer, language)
     n, cer, mcd = result["n"], result.get("cer"), result.get("mcd")
     where = f"{Path(path).name} on {n} held-out utterances of your data (the validation split)"
     if cer is not None:
         heard = "Griffin-Lim" if vocoder is None else " ".join(filter(None, (vocoder.label, "HiFi-GAN")))
+        own = result.get("cer_recordings")
         console.print(f"[bold]held-out check[/] {where}: CER {100 * cer:.1f} % (Whisper base, {heard})"
+                      + (f"; your recordings of the same sentences: {100 * own:.1f} %" if own is not None else "")
                       + (f", MCD {mcd:.2f} dB" if mcd is not None else ""), highlight=False)
         if cer > INTELLIGIBLE_CER:
             console.print(f"[bold yellow]warning:[/] the voice is not intelligible yet (CER {100 * cer:.0f} % > "
@@ -48,3 +55,17 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
         console.print(f"[bold]held-out check[/] {where}: MCD {mcd:.2f} dB; for an intelligibility score (CER) "
                       "install the [eval] extra (pip install 'tts-cli[eval]')", highlight=False)
     return result
+
+
+def recordings_cer(ws: Workspace, rows: list[dict], recognizer, language: str) -> float | None:
+    """Mean CER of the recogniser on the real recordings of `rows` (WORK/wavs): the floor a copy of
+    the voice can reach on these sentences (short or unusual prompts are hard for the recogniser
+    too, whoever speaks them)."""
+    sample_rate = int(audio_config(ws.load_config()).sample_rate)
+    cers = []
+    for r in rows:
+        wav_path = ws.wav_path(r["id"])
+        if wav_path.exists():
+            heard = recognizer.transcribe(load_audio(wav_path, sample_rate), sample_rate)
+            cers.append(text_scores(r["text"], heard, language)["cer"])
+    return summarize(cers)["mean"] if cers else None

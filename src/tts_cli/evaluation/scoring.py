@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tts_cli.audio import load_audio, resample, save_wav
+from tts_cli.checkpoints.format import CheckpointHeader
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
 from tts_cli.evaluation.metrics import (
     duration_mae_frames,
@@ -46,7 +47,8 @@ class DurationModel:
         """From a checkpoint file, or a checkpoint dict already loaded."""
         ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         model = build_fastpitch(ckpt, aligner=False, strict=False).to(device)
-        return cls(model, ckpt.get("symbols") or [], ckpt.get("speakers"), device)
+        header = CheckpointHeader.of(ckpt)
+        return cls(model, header.symbols or [], header.speakers, device)
 
     def durations(self, symbols: Sequence[str], speaker: str | None) -> np.ndarray:
         import torch

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from tts_cli.checkpoints.format import CheckpointHeader
 from tts_cli.errors import OnnxError
 from tts_cli.inference.vocoders import Vocoder
 from tts_cli.onnx_export import FASTPITCH_FILE, HIFIGAN_FILE, METADATA_KEY
@@ -128,8 +129,9 @@ def load_onnx(model: str | os.PathLike) -> tuple[dict, OnnxFastPitch, OnnxHiFiGA
         raise OnnxError(f"{fp_path}: not a tts-cli export (no `{METADATA_KEY}` metadata); re-export it with "
                         "`tts export --format onnx`")
     meta = json.loads(raw)
-    ckpt = {"kind": "fastpitch", "symbols": meta["symbols"], "text": meta.get("text") or {},
-            "audio": meta.get("audio") or {}, "speakers": meta.get("speakers") or {},
-            "pitch_stats": meta.get("pitch_stats") or {}, "step": meta.get("step"), "onnx": meta}
+    header = CheckpointHeader("fastpitch", {}, step=int(meta.get("step") or 0), symbols=list(meta["symbols"]),
+                              text=meta.get("text") or {}, audio=meta.get("audio") or {},
+                              pitch_stats=meta.get("pitch_stats") or {}, speakers=meta.get("speakers") or {})
+    ckpt = {**header.to_dict(), "onnx": meta}
     vocoder = OnnxHiFiGAN(voc_path, {**ckpt["audio"]}) if voc_path.is_file() else None
     return ckpt, OnnxFastPitch(fp_path, meta, session), vocoder

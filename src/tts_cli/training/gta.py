@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from tts_cli.checkpoints.format import require_kind
+from tts_cli.checkpoints.format import CheckpointHeader, require_kind
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
 from tts_cli.errors import CheckpointError, WorkspaceError
 from tts_cli.training.data import TTSDataset, collate
@@ -35,14 +35,15 @@ def write_gta_mels(work: str | Path, fastpitch_ckpt: str | Path, device: str | N
             raise WorkspaceError(f"{ws.root}: no durations and the checkpoint has no aligner; run `tts align` first")
         alignment = "learned"
     gta_dir = ws.dir("gta")
-    source = {"checkpoint": str(Path(fastpitch_ckpt).resolve()), "step": int(ckpt.get("step", 0)),
+    header = CheckpointHeader.of(ckpt)
+    source = {"checkpoint": str(Path(fastpitch_ckpt).resolve()), "step": header.step,
               "mtime": Path(fastpitch_ckpt).stat().st_mtime}
     record = gta_dir / "source.json"
     same = record.exists() and json.loads(record.read_text(encoding="utf-8")) == source
     rows = ws.load_manifest()
     todo = [r for r in rows if force or not same or not (gta_dir / f"{r['id']}.npy").exists()]
-    ds = TTSDataset(ws, None, symbols=ckpt["symbols"], speakers=ckpt.get("speakers") or None,
-                    pitch_stats=ckpt.get("pitch_stats") or None, use_durations=alignment == "external",
+    ds = TTSDataset(ws, None, symbols=header.symbols, speakers=header.speakers or None,
+                    pitch_stats=header.pitch_stats or None, use_durations=alignment == "external",
                     attn_prior=alignment == "learned", rows=todo)
     gta_dir.mkdir(parents=True, exist_ok=True)
     if not same:
