@@ -116,3 +116,10 @@ def test_no_long_function_or_module():
                 if n > MAX_FUNCTION_LINES:
                     long_functions.append(f"{module}.{node.name}: {n} lines")
     assert not long_functions and not long_modules, "\n".join(long_functions + long_modules)
+
+
+def test_every_folder_of_modules_is_a_package():
+    """setuptools' find_packages ships only folders with an __init__.py: a module elsewhere would
+    work in the checkout and be missing from the wheel."""
+    folders = {p.parent for p in PKG.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(str(f.relative_to(PKG)) for f in folders if not (f / "__init__.py").exists()) == []
