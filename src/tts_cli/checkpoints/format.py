@@ -3,7 +3,7 @@
 Our checkpoint is one self-describing `.pt` (a dict of tensors and plain Python values only,
 so `torch.load(weights_only=True)` reads it); its header fields are `CheckpointHeader`:
 
-    format_version  int (FORMAT_VERSION)          kind      "fastpitch" | "hifigan"
+    format_version  int (FORMAT_VERSION)          kind      "fastpitch" | "hifigan" | "aligner"
     model           state dict (CPU tensors)      config    the architecture (FastPitchConfig dict)
     symbols         list[str], index = symbol id  step      optimizer steps done
     text            {language, phonemiser, espeak_ng, text_type, ...}
@@ -30,7 +30,7 @@ from tts_cli.errors import CheckpointError
 from tts_cli.workspace import atomic_torch_save
 
 FORMAT_VERSION = 1
-KINDS = ("fastpitch", "hifigan")
+KINDS = ("fastpitch", "hifigan", "aligner")  # aligner: the run folder of `tts align` (WORK/align_run)
 SYMBOL_EMB = "encoder.word_emb.weight"  # rows follow `symbols`
 SPEAKER_EMB = "speaker_emb.weight"  # rows follow `speakers`
 REQUIRED_KEYS = ("format_version", "kind", "model", "config", "symbols", "step")

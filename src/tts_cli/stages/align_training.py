@@ -1,21 +1,28 @@
-"""Training the learned aligner of `tts align` (forward-sum loss, optional binarisation loss),
-resumable from WORK/aligner.pt, or started from another aligner (`init_from`); and reading an
-aligner out of an aligner.pt or a FastPitch checkpoint with its joint aligner."""
+"""Training the learned aligner of `tts align` (forward-sum loss, optional binarisation loss) as a
+job of the one training skeleton (run folder WORK/align_run, resumable; WORK/aligner.pt written at
+the end), or started from another aligner (`init_from`); and reading an aligner out of an
+aligner.pt or a FastPitch checkpoint with its joint aligner."""
 from __future__ import annotations
 
+import functools
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tts_cli.checkpoints.aligner import ALIGNER_FORMAT, read_aligner_source, save_aligner_checkpoint
+from tts_cli.checkpoints.aligner import ALIGNER_FORMAT, read_aligner_file, read_aligner_source, save_aligner_checkpoint
 from tts_cli.config import audio_dict, audio_differences
 from tts_cli.errors import AlignmentError, VoiceError
 from tts_cli.inference.voices import default_voice
 from tts_cli.inference.voices import resolve_init_from as voice_file
 from tts_cli.models.alignment import Aligner, BinarizationLoss, ForwardSumLoss, binarize
 from tts_cli.training.init_from import LoadReport, _remap_symbols
+from tts_cli.training.runtime import seed_everything
+from tts_cli.training.settings import TrainSettings
+from tts_cli.training.skeleton import RunContext, TrainingPlan, run_training
 from tts_cli.workspace import Workspace
 
 from .align_data import QueryFeatures, Utterance, batch_for_step, collate
@@ -81,88 +88,159 @@ def aligner_from_checkpoint(path: str | Path, symbols: list[str], n_mel: int, te
 
 # --------------------------------------------------------------------------- training
 
+RUN_DIR = "align_run"  # WORK/align_run: the aligner's run folder (checkpoints/last.pt resumes it)
+
+
 def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_mel: int, cfg: AlignConfig, seed: int,
-           device: str, console, features: QueryFeatures | None = None, fresh: bool = False) -> tuple[Any, dict]:
-    """Train (or resume, or skip when aligner.pt is complete); returns (model, info). fresh: start
-    anew whatever aligner.pt holds (it is replaced at the first save, so a start that fails keeps it)."""
-    import torch
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    torch.manual_seed(seed)
-    model = _build_model(len(symbols), n_mel, cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, last_loss, started_from = 0, None, None
-    if ws.aligner_ckpt.exists() and not fresh:
-        step, last_loss = _resume(ws.aligner_ckpt, model, opt, cfg, symbols, n_mel)
-        if step < cfg.steps:
-            console.print(f"resuming aligner training from {ws.aligner_ckpt} at step {step}")
-    else:
-        start, started_from = _init_model(ws, cfg, symbols, n_mel, console)
-        if start is not None:
-            model = start.to(device)
-            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_step = step
-    info = {"start_step": start_step, "steps": cfg.steps, "nan_steps": 0}
-    if started_from is not None:
-        info["init_from"] = str(started_from)
-    if step >= cfg.steps:
-        info.update(trained_steps=0, final_loss=last_loss)
-        return model, info
-
-    lengths = np.array([u.n_frames for u in items])
-    audio = _audio_settings(ws)
-    ctc_loss, bin_loss = ForwardSumLoss(cfg.blank_logprob), BinarizationLoss()
-    model.train()
-    ema = last_loss  # continue the smoothed loss across a resume
+                  device: str, console, features: QueryFeatures | None = None, fresh: bool = False) -> tuple[Any, dict]:
+    """Train (or resume, or skip when the run is complete) through the one training skeleton;
+    WORK/aligner.pt is written from the result. Returns (model, info). fresh: start anew whatever
+    the run holds (aligner.pt is replaced only when the new run finishes, so a start that fails keeps it)."""
+    run = ws.root / RUN_DIR
+    if fresh and run.exists():
+        shutil.rmtree(run / "checkpoints", ignore_errors=True)
+    job = AlignerJob(items, symbols, n_mel, cfg, seed, features, _audio_settings(ws))
     t0 = time.perf_counter()
-    columns = [TextColumn("aligner"), BarColumn(), MofNCompleteColumn(), TextColumn("fwd-sum {task.fields[loss]}"),
-               TextColumn("bin {task.fields[bin]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=cfg.steps, completed=step, loss="-", bin="-")
-        while step < cfg.steps:
-            batch = [items[i] for i in batch_for_step(len(items), lengths, cfg.batch_size, seed, step)]
-            text, tlen, mel, mlen, prior, silent = (x.to(device) for x in collate(ws, batch, n_mel, cfg.prior_scaling,
-                                                                                   cfg.skip_silent, features))
-            soft, logprob = model(text, tlen, mel, prior)
-            loss_ctc = ctc_loss(logprob, tlen, mlen, silent)
-            w = _bin_weight(cfg, step)
-            loss_bin = (bin_loss(binarize(logprob, tlen, mlen, silent), soft) if w > 0
-                        else torch.zeros((), device=device))
-            loss = loss_ctc + w * loss_bin
-            opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                value = float(loss_ctc.detach())
-                ema = value if ema is None else 0.95 * ema + 0.05 * value
-                last_loss = ema
-            else:  # guard: a bad batch must not poison the weights
-                info["nan_steps"] += 1
-            step += 1
-            progress.update(task, completed=step, loss=f"{ema:.3f}" if ema is not None else "nan",
-                            bin=f"{float(loss_bin.detach()):.3f}" if w > 0 else "-")
-            if step % cfg.save_every == 0 or step == cfg.steps:
-                save_aligner_checkpoint(ws.aligner_ckpt, model, opt, step, cfg, symbols, n_mel, seed, last_loss, audio)
-    info.update(trained_steps=step - start_step, final_loss=last_loss, train_seconds=time.perf_counter() - t0)
-    return model, info
+    summary = run_training(job, ws.root, run, resume=(run / "checkpoints" / "last.pt").exists(), device=device,
+                           console=console)
+    info = {"start_step": job.start_step, "steps": cfg.steps, "nan_steps": int(summary.get("skipped_steps") or 0),
+            "trained_steps": int(summary["step"]) - job.start_step, "final_loss": job.final_loss,
+            "train_seconds": time.perf_counter() - t0}
+    if job.started_from is not None:
+        info["init_from"] = str(job.started_from)
+    return job.model, info
 
 
-def _resume(path: Path, model, opt, cfg: AlignConfig, symbols: list[str], n_mel: int) -> tuple[int, float | None]:
-    """Load aligner.pt into `model` / `opt` and the torch RNG; (step, loss). ValueError when it was
-    trained on other symbols, mels, model size or query features: resuming would mix two models."""
+class StepBatches:
+    """Batch sampler whose batch k is `batch_for_step(seed, k)`: the data order is a function of
+    the step, so a resumed run sees the batches an uninterrupted one would."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, steps: int):
+        self.lengths, self.batch_size, self.seed, self.steps = lengths, batch_size, seed, steps
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_start(self, start: int) -> None:
+        self.start = start
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for k in range(self.start, self.steps):
+            yield [int(i) for i in batch_for_step(len(self.lengths), self.lengths, self.batch_size, self.seed,
+                                                  self.epoch * self.steps + k)]
+
+
+class AlignerTask:
+    """What the shared Trainer calls each step: the forward-sum loss (+ the binarisation loss once
+    `bin_start` is reached), Adam with a constant rate, and the aligner's checkpoint header."""
+
+    find_unused_parameters = False
+
+    def __init__(self, model, cfg: AlignConfig, meta: dict):
+        self.model, self.cfg, self.meta = model, cfg, meta
+        self.ctc, self.bin = ForwardSumLoss(cfg.blank_logprob), BinarizationLoss()
+
+    def to_device(self, batch: dict, device) -> dict:
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+    def loss(self, model, batch: dict, step: int, epoch: int):
+        import torch
+
+        soft, logprob = model(batch["text"], batch["tlen"], batch["mel"], batch["prior"])
+        loss_ctc = self.ctc(logprob, batch["tlen"], batch["mlen"], batch["silent"])
+        w = _bin_weight(self.cfg, step - 1)  # `step` counts from 1
+        loss_bin = (self.bin(binarize(logprob, batch["tlen"], batch["mlen"], batch["silent"]), soft) if w > 0
+                    else torch.zeros((), device=logprob.device))
+        return loss_ctc + w * loss_bin, {"fwd_sum": loss_ctc.detach(), "bin": loss_bin.detach()}
+
+    def frames(self, batch: dict) -> int:
+        return int(batch["mlen"].sum())
+
+    def utterance_ids(self, batch: dict) -> list[str]:
+        return batch["ids"]
+
+    def validate(self, model, batches: list, step: int, samples_dir) -> dict:
+        return {}
+
+    def checkpoint_meta(self) -> dict:
+        return dict(self.meta)
+
+    def build_optimizer(self, model, settings, batches_per_epoch: int):
+        import torch
+
+        opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+class AlignerJob:
+    """The aligner as a job of the training skeleton; its run folder is WORK/align_run."""
+
+    kind = "aligner"
+
+    def __init__(self, items, symbols, n_mel: int, cfg: AlignConfig, seed: int, features, audio: dict):
+        self.items, self.symbols, self.n_mel, self.cfg, self.seed = items, list(symbols), n_mel, cfg, seed
+        self.features, self.audio = features, audio
+        self.model, self.start_step, self.started_from, self.final_loss = None, 0, None, None
+
+    def resolve_config(self, config) -> dict:
+        return {"align": asdict(self.cfg), "seed": self.seed}  # the settings of now, also on resume
+
+    def prepare(self, ctx: RunContext) -> TrainingPlan:
+        cfg = self.cfg
+        if ctx.resume_ckpt is not None:
+            _check_resumable(ctx.run / "checkpoints" / "last.pt", ctx.resume_ckpt, cfg, self.symbols, self.n_mel)
+            self.start_step = int(ctx.resume_ckpt["step"])
+            if self.start_step < cfg.steps:
+                ctx.console.print(f"resuming aligner training from {ctx.run} at step {self.start_step}")
+        seed_everything(self.seed)
+        model = _build_model(len(self.symbols), self.n_mel, cfg)
+        if ctx.resume_ckpt is None:
+            start, self.started_from = _init_model(ctx.ws, cfg, self.symbols, self.n_mel, ctx.console)
+            model = start if start is not None else model
+        self.model = model
+        meta = {"kind": "aligner", "config": asdict(cfg), "symbols": self.symbols, "audio": dict(self.audio),
+                "n_mel_channels": int(self.n_mel), "seed": int(self.seed)}
+        settings = TrainSettings(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                                 checkpoint_every=cfg.save_every, keep_last=1, val_every=0, log_every=10, amp="none",
+                                 num_workers=0, seed=self.seed, max_nonfinite=max(1, cfg.steps))
+        sampler = StepBatches(np.array([u.n_frames for u in self.items]), cfg.batch_size, self.seed, cfg.steps)
+        loader = torch_loader(self.items, sampler, functools.partial(
+            _collate_batch, ctx.ws, n_mel=self.n_mel, cfg=cfg, features=self.features))
+        banner = (f"[bold]aligner[/] {len(self.items)} utterances, {sum(p.numel() for p in model.parameters()):,} "
+                  f"params, {cfg.steps} steps of {cfg.batch_size}, device {ctx.device}")
+        return TrainingPlan(AlignerTask(model, cfg, meta), settings, loader, sampler, [], self.resolve_config(None),
+                            banner, meta=meta, show_summary=False)
+
+    def finish(self, ctx: RunContext, plan: TrainingPlan, summary: dict) -> dict:
+        """WORK/aligner.pt from the run: what voices ship and what `align init_from` reads."""
+        self.final_loss = (summary.get("losses") or {}).get("fwd_sum")
+        if self.final_loss is None:  # nothing left to train: the loss the finished run recorded
+            self.final_loss = (read_aligner_file(ctx.ws.aligner_ckpt) or {}).get("loss")
+        save_aligner_checkpoint(ctx.ws.aligner_ckpt, self.model, None, int(summary["step"]), self.cfg, self.symbols,
+                                self.n_mel, self.seed, self.final_loss, self.audio)
+        return summary
+
+
+def torch_loader(items, sampler, collate_fn):
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("format") != ALIGNER_FORMAT:
-        raise AlignmentError(f"{path}: not an aligner checkpoint; remove it or use --force")
+    return torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate_fn, num_workers=0,
+                                       generator=torch.Generator())
+
+
+def _collate_batch(ws: Workspace, batch: list[Utterance], *, n_mel: int, cfg: AlignConfig, features) -> dict:
+    text, tlen, mel, mlen, prior, silent = collate(ws, batch, n_mel, cfg.prior_scaling, cfg.skip_silent, features)
+    return {"text": text, "tlen": tlen, "mel": mel, "mlen": mlen, "prior": prior, "silent": silent,
+            "ids": [u.id for u in batch]}
+
+
+def _check_resumable(path: Path, ckpt: dict, cfg: AlignConfig, symbols: list[str], n_mel: int) -> None:
+    """AlignmentError when the run was trained on other symbols, mels, model size or query
+    features: resuming would mix two models."""
     if ckpt.get("symbols") != list(symbols) or int(ckpt.get("n_mel_channels", -1)) != n_mel:
         raise AlignmentError(f"{path}: trained on another symbol table or mel size; use --force to retrain")
     shape_keys = ("n_text_channels", "n_att_channels")
@@ -172,12 +250,6 @@ def _resume(path: Path, model, opt, cfg: AlignConfig, symbols: list[str], n_mel:
         raise AlignmentError(f"{path}: trained on other query features (query_win_length "
                              f"{ckpt['config'].get('query_win_length') or 0}, now {cfg.query_win_length}); "
                              "use --force to retrain")
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    for group in opt.param_groups:  # settings may have changed between runs
-        group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    return int(ckpt["step"]), ckpt.get("loss")
 
 
 def _audio_settings(ws: Workspace) -> dict:

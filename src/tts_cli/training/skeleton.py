@@ -6,9 +6,8 @@
 
 A *job* (`TrainingJob`) is what differs between model families: it resolves its recipe and builds
 its model, its `Task` (what the loop calls each step) and its data. FastPitch
-(`tts_cli.training.fastpitch_job`) and HiFi-GAN (`tts_cli.training.hifigan_job`) are the two jobs;
-the aligner of `tts align` trains inside its stage (its checkpoints are its workspace's, not a run
-folder's).
+(`tts_cli.training.fastpitch_job`), HiFi-GAN (`tts_cli.training.hifigan_job`) and the aligner of
+`tts align` (`tts_cli.stages.align_training.AlignerJob`, run folder WORK/align_run) are the jobs.
 """
 from __future__ import annotations
 
@@ -49,6 +48,7 @@ class TrainingPlan:
     banner: str
     meta: dict = field(default_factory=dict)  # the self-describing part of its checkpoints
     summary_extra: dict = field(default_factory=dict)  # added to the summary dict
+    show_summary: bool = True  # the "tts train" table at the end (a stage with its own table: False)
 
 
 class TrainingJob(Protocol):
@@ -94,7 +94,7 @@ def fit(plan: TrainingPlan, ctx: RunContext, hooks: dict | None, kind: str) -> d
         "losses": result.last_losses, "frames_per_s": result.frames_per_s,
         "skipped_steps": result.skipped_steps, **plan.summary_extra,
     }
-    if ctx.dist.is_main:
+    if ctx.dist.is_main and plan.show_summary:
         print_summary(ctx.console, summary, kind)
     return summary
 
