@@ -371,3 +371,18 @@ def test_stress_marks_are_left_out_of_the_aligner_input_and_get_no_frames(tmp_pa
     assert list(full[full > 0]) == list(range(1, len(u.symbols) + 1))
     (kept,), _ = _load_items(ws, [row], SYMBOLS, Console(quiet=True), zero_width_stress=False)
     assert kept.symbols == row["symbols"] and kept.full_durations(np.ones(3)).tolist() == [1, 1, 1]
+
+
+def test_a_finished_aligner_without_its_run_folder_is_used_not_retrained(tmp_path):
+    """WORK/aligner.pt copied without WORK/align_run (or written by an older tts-cli) is not
+    trained again when it already holds the asked steps."""
+    import shutil
+
+    make_workspace(tmp_path)
+    align(tmp_path, steps=10, config=TINY)
+    before = (tmp_path / "aligner.pt").read_bytes()
+    shutil.rmtree(tmp_path / "align_run")
+    s = align(tmp_path, steps=10, config=TINY)
+    assert s["trained_steps"] == 0 and s["kept"] == s["aligned"]
+    assert (tmp_path / "aligner.pt").read_bytes() == before
+    assert align(tmp_path, steps=12, config=TINY)["trained_steps"] == 12  # more steps: a new run

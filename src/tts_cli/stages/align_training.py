@@ -99,6 +99,10 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
     run = ws.root / RUN_DIR
     if fresh and run.exists():
         shutil.rmtree(run / "checkpoints", ignore_errors=True)
+    elif not (run / "checkpoints" / "last.pt").exists():
+        done = _finished_aligner(ws, cfg, symbols, n_mel, device)
+        if done is not None:  # a complete aligner.pt without its run folder (copied, or an older tts-cli)
+            return done
     job = AlignerJob(items, symbols, n_mel, cfg, seed, features, _audio_settings(ws))
     t0 = time.perf_counter()
     summary = run_training(job, ws.root, run, resume=(run / "checkpoints" / "last.pt").exists(), device=device,
@@ -109,6 +113,20 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
     if job.started_from is not None:
         info["init_from"] = str(job.started_from)
     return job.model, info
+
+
+def _finished_aligner(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int, device: str):
+    """(model, info) from WORK/aligner.pt when it already holds `cfg.steps` steps of training on
+    these symbols and mels, else None."""
+    done = read_aligner_file(ws.aligner_ckpt)
+    if done is None or int(done.get("step", 0)) < cfg.steps:
+        return None
+    _check_resumable(ws.aligner_ckpt, done, cfg, symbols, n_mel)
+    model = _build_model(len(symbols), n_mel, cfg)
+    model.load_state_dict(done["model"])
+    step = int(done["step"])
+    return model.to(device), {"start_step": step, "steps": cfg.steps, "nan_steps": 0, "trained_steps": 0,
+                              "final_loss": done.get("loss")}
 
 
 class StepBatches:
