@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from tts_cli.checkpoints.format import SPEAKER_EMB, SYMBOL_EMB, clean_state_dict, float32_state
+from tts_cli.checkpoints.format import SPEAKER_EMB, SYMBOL_EMB, CheckpointHeader, clean_state_dict, float32_state
 from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.text.similar import similar_symbols
 
@@ -133,7 +133,8 @@ def init_from(
     keep = set(keep)
     report = LoadReport(source=source)
     new_state: dict[str, torch.Tensor] = {}
-    src_cfg = ckpt.get("config") or {}
+    header = CheckpointHeader.of(ckpt)
+    src_cfg = header.config
     pad = int(getattr(getattr(model, "config", None), "padding_idx", 0))
 
     for name, t in tgt.items():
@@ -146,11 +147,11 @@ def init_from(
         elif name not in src:
             report.add(name, "re-initialised", t.shape, "not in the checkpoint")
         elif name == SYMBOL_EMB:
-            w = _remap_symbols(src[name], t, ckpt.get("symbols"), new_symbols, pad, report)
+            w = _remap_symbols(src[name], t, header.symbols, new_symbols, pad, report)
             if w is not None:
                 new_state[name] = w
         elif name == SPEAKER_EMB:
-            new_state[name] = _remap_speakers(src[name], t, ckpt.get("speakers"), new_speakers, report)
+            new_state[name] = _remap_speakers(src[name], t, header.speakers, new_speakers, report)
         elif tuple(src[name].shape) != tuple(t.shape):
             report.add(name, "skipped", src[name].shape,
                        f"shape {tuple(src[name].shape)} in the checkpoint, {tuple(t.shape)} in the model; "
@@ -160,7 +161,7 @@ def init_from(
             report.add(name, "loaded", t.shape)
 
     if SPEAKER_EMB in src and SPEAKER_EMB not in tgt:
-        _fold_speaker(src[SPEAKER_EMB], ckpt.get("speakers"), new_speakers, float(src_cfg.get("speaker_emb_weight", 1.0)),
+        _fold_speaker(src[SPEAKER_EMB], header.speakers, new_speakers, float(src_cfg.get("speaker_emb_weight", 1.0)),
                       new_state, pad, report)
     for name, s in src.items():
         if name not in tgt and name != SPEAKER_EMB:

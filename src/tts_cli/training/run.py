@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from tts_cli.checkpoints.format import save_checkpoint
+from tts_cli.checkpoints.format import CheckpointHeader, save_checkpoint
 from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.config import dump_yaml, find_recipe
 from tts_cli.errors import CheckpointError, ConfigError, TrainConfigError, TrainingError
@@ -85,13 +85,14 @@ def open_run(run: Path, kind: str, config, resolve: Callable[[object], dict], re
     last = run / "checkpoints" / "last.pt"
     if resume and last.exists():
         ckpt = load_training_checkpoint(last)
-        if ckpt.get("kind") != kind:
-            raise TrainConfigError(f"{last}: a {ckpt.get('kind')} run; resume it with --model {ckpt.get('kind')}")
+        header = CheckpointHeader.of(ckpt)
+        if header.kind != kind:
+            raise TrainConfigError(f"{last}: a {header.kind} run; resume it with --model {header.kind}")
         if init_from:
             raise TrainConfigError("--resume and --init-from exclude each other: resume restores the run in --out")
         saved = run / "config.yaml"
         return resolve(read_yaml(saved) if saved.exists() else
-                       {"model": ckpt["config"], "train": ckpt.get("train", {})}), ckpt
+                       {"model": header.config, "train": ckpt.get("train", {})}), ckpt
     if resume and is_main:
         log.warning("%s: nothing to resume yet; starting a new run", run)
     if last.exists():
