@@ -218,6 +218,25 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
     assert "not intelligible" in text
 
 
+def test_held_out_check_without_a_recogniser_names_the_extra_to_install(work, tmp_path, monkeypatch):
+    from io import StringIO
+
+    from rich.console import Console
+
+    import tts_cli.evaluation.held_out as held_out
+    from tts_cli.errors import ASRUnavailable
+
+    def no_recogniser(*a, **k):
+        raise ASRUnavailable("not installed")
+
+    monkeypatch.setattr(held_out.asr_module, "load_asr", no_recogniser)
+    monkeypatch.setattr(held_out, "evaluate_checkpoint_quick",
+                        lambda *a, **k: {"mcd": 9.0, "dur_mae": 3.0, "cer": None, "cer_folded": None, "n": 2})
+    out = StringIO()
+    run_train(work, tmp_path / "run", cfg(4, val_every=2, val_samples=0), console=Console(file=out, width=300))
+    assert "MCD 9.00 dB" in out.getvalue() and "pip install 'tts-cli[eval]'" in out.getvalue()
+
+
 def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
     import importlib.util
 

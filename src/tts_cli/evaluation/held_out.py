@@ -53,7 +53,7 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
                           "WORK/align_report.jsonl, or train longer / on more data", highlight=False)
     elif mcd is not None:
         console.print(f"[bold]held-out check[/] {where}: MCD {mcd:.2f} dB; for an intelligibility score (CER) "
-                      "install the [eval] extra (pip install 'tts-cli[eval]')", highlight=False)
+                      "install the \\[eval] extra (pip install 'tts-cli\\[eval]')", highlight=False)
     return result
 
 
