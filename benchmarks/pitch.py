@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tts_cli.pitch import DEFAULT_METHOD, METHODS, estimate_range, extract_f0  # noqa: E402
+from tts_cli.f0 import DEFAULT_METHOD, METHODS, estimate_range, extract_f0  # noqa: E402
 from tts_cli.stages.pitch import _init_worker, _run_parallel, default_workers, resolve_settings  # noqa: E402
 from tts_cli.workspace import Workspace  # noqa: E402
 
