@@ -45,8 +45,9 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
         heard = "Griffin-Lim" if vocoder is None else " ".join(filter(None, (vocoder.label, "HiFi-GAN")))
         own = result.get("cer_recordings")
         console.print(f"[bold]held-out check[/] {where}: CER {100 * cer:.1f} % (Whisper base, {heard})"
-                      + (f"; your recordings of the same sentences: {100 * own:.1f} %" if own is not None else "")
-                      + (f", MCD {mcd:.2f} dB" if mcd is not None else ""), highlight=False)
+                      + (f", MCD {mcd:.2f} dB" if mcd is not None else "")
+                      + (f"; your recordings of the same sentences: {100 * own:.1f} %" if own is not None else ""),
+                      highlight=False)
         if cer > INTELLIGIBLE_CER:
             console.print(f"[bold yellow]warning:[/] the voice is not intelligible yet (CER {100 * cer:.0f} % > "
                           f"{100 * INTELLIGIBLE_CER:.0f} %): listen to {Path(path).parent.parent}/samples, check "
