@@ -17,13 +17,12 @@ from tts_cli.workspace import atomic_torch_save
 ALIGNER_FORMAT = "tts-cli-aligner"
 
 
-def save_aligner_checkpoint(path: Path, model, opt, step: int, cfg: Any, symbols: list[str], n_mel: int, seed: int,
+def save_aligner_checkpoint(path: Path, model, step: int, cfg: Any, symbols: list[str], n_mel: int, seed: int,
                             loss: float | None, audio: dict | None = None) -> None:
-    """WORK/aligner.pt; `opt` None: the weights alone (training resumes from its run folder)."""
+    """WORK/aligner.pt: the weights and what they fit (training resumes from WORK/align_run)."""
     atomic_torch_save(path, {
         "format": ALIGNER_FORMAT, "version": 1, "step": int(step), "seed": int(seed),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        **({"optimizer": opt.state_dict(), "rng": {"torch": torch.get_rng_state()}} if opt is not None else {}),
         "config": asdict(cfg), "symbols": list(symbols), "n_mel_channels": int(n_mel),
         "loss": None if loss is None else float(loss),
         "audio": dict(audio or {}),  # the mel settings it learned on (init_from compares them)

@@ -238,7 +238,7 @@ class AlignerJob:
         self.final_loss = (summary.get("losses") or {}).get("fwd_sum")
         if self.final_loss is None:  # nothing left to train: the loss the finished run recorded
             self.final_loss = (read_aligner_file(ctx.ws.aligner_ckpt) or {}).get("loss")
-        save_aligner_checkpoint(ctx.ws.aligner_ckpt, self.model, None, int(summary["step"]), self.cfg, self.symbols,
+        save_aligner_checkpoint(ctx.ws.aligner_ckpt, self.model, int(summary["step"]), self.cfg, self.symbols,
                                 self.n_mel, self.seed, self.final_loss, self.audio)
         return summary
 

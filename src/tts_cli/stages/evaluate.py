@@ -25,15 +25,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tts_cli.config import AudioConfig, audio_config
-from tts_cli.errors import ASRUnavailable, DNSMOSUnavailable, EvaluateError, SynthesisError
+from tts_cli.errors import ASRUnavailable, DNSMOSUnavailable, EvaluateError
 from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation import dnsmos as dnsmos_module
 from tts_cli.evaluation.report import SUMMARY_KEYS, by_speaker, json_safe, plot_compare, print_table, summarize_key
 from tts_cli.evaluation.scoring import DurationModel, score_utterance
 from tts_cli.f0 import DEFAULT_METHOD
-from tts_cli.inference.resolve import resolve_model
 from tts_cli.inference.synthesizer import Synthesizer
-from tts_cli.workspace import Workspace, atomic_write_json
+from tts_cli.workspace import Workspace, atomic_write_json, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +94,8 @@ def _checkpoint_language(synth) -> str | None:
 
 
 def _resolve_checkpoint(model: str | Path) -> Path:
-    """A checkpoint file, or the one a run folder offers (best.pt, else last.pt: `tts_cli.workspace.RunFolder`)."""
-    p = Path(model)
-    if not p.exists():
-        raise EvaluateError(f"{p}: no such checkpoint file or run folder")
-    if p.is_file():
-        return p
-
-    try:
-        return Path(resolve_model(p))
-    except SynthesisError as e:
-        raise EvaluateError(str(e)) from None
+    """A checkpoint file, or the one a run folder offers (`tts_cli.workspace.RunFolder`: best.pt, else last.pt)."""
+    return resolve_checkpoint(model, error=EvaluateError)
 
 
 def _open_synthesizer(model, vocoder, device: str):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -170,8 +170,8 @@ class FastPitchJob:
         if ignored and ctx.dist.is_main:
             log.warning("--resume continues the saved run; ignoring %s (start a new --out to change them)",
                         ", ".join(ignored))
-        return FastPitchOptions(**{**o.__dict__, "lr": None, "batch_frames": None, "max_frames": None,
-                                   "alignment": None, "freeze": tuple(ctx.cfg.get("train", {}).get("freeze", ()))})
+        return replace(o, lr=None, batch_frames=None, max_frames=None, alignment=None,
+                       freeze=tuple(ctx.cfg.get("train", {}).get("freeze", ())))
 
     def _settings(self, ctx: RunContext, facts: _Facts, o: FastPitchOptions):
         """(TrainSettings, FastPitchTaskSettings) from the recipe's `train:` section and the options."""
