@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +48,8 @@ def load_audio(path: str | os.PathLike, target_sr: int) -> np.ndarray:
             declared, sr, fmt = f.frames, f.samplerate, f.format
             data = f.read(dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, EOFError) as e:  # LibsndfileError is a RuntimeError
-        reason = str(e).replace(str(path), "").strip(" :'")
+        # libsndfile says "Error opening '<path>': <why>"; the caller names the file, the reason is <why>
+        reason = re.sub(r"^Error opening\s*'?'?\s*:?\s*", "", str(e).replace(str(path), "")).strip(" :'")
         if "lost sync" in reason or "malformed" in reason or "truncat" in reason.lower():
             raise AudioError(f"truncated/corrupt file: {reason}") from None
         raise AudioError(f"unreadable audio: {reason or type(e).__name__}") from None

@@ -292,7 +292,7 @@ def _assemble(kept_text: list[tuple], text_rows: dict, audio_rows: dict, file_ha
             "file_hash": file_hashes.get(uid, cache.get(uid, {}).get("file_hash")), "audio_row": arow,
         }
         if "error" in arow:
-            rejected.append({"id": uid, "source": e.source, "reason": arow["error"]})
+            rejected.append({"id": uid, "source": e.source, "audio": str(e.audio), "reason": arow["error"]})
             continue
         rows.append({
             "id": uid, "speaker": e.speaker or "default", "text": e.text,
