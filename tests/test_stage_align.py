@@ -386,3 +386,16 @@ def test_a_finished_aligner_without_its_run_folder_is_used_not_retrained(tmp_pat
     assert s["trained_steps"] == 0 and s["kept"] == s["aligned"]
     assert (tmp_path / "aligner.pt").read_bytes() == before
     assert align(tmp_path, steps=12, config=TINY)["trained_steps"] == 12  # more steps: a new run
+
+
+def test_an_interrupted_aligner_run_stops_align_and_writes_no_aligner(tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM during aligner training: the run is saved in WORK/align_run (resumable), but no
+    half-trained aligner.pt or durations are written."""
+    import tts_cli.training.skeleton as skeleton
+
+    monkeypatch.setattr(skeleton, "fit", lambda plan, ctx, hooks, kind: {"stopped": "interrupted", "step": 3,
+                                                                          "losses": {}, "skipped_steps": 0})
+    make_workspace(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        align(tmp_path, steps=10, config=TINY)
+    assert not (tmp_path / "aligner.pt").exists() and not list((tmp_path / "durations").glob("*.npy"))

@@ -308,3 +308,17 @@ def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, 
     use_voices(tmp_path / "none")
     with pytest.raises(AlignmentError, match="no voice is bundled"):
         align(tmp_path / "other", steps=2, config={"align": {**TINY["align"], "init_from": "bundled"}}, force=True)
+
+
+def test_align_auto_starts_from_scratch_when_the_default_voice_is_broken(tmp_path, use_voices):
+    """`align: init_from: auto` passes over a default voice it cannot read (said so) instead of stopping."""
+    from test_stage_align import TINY, make_workspace as make_align_workspace
+
+    from tts_cli.stages.align import align
+
+    root = tmp_path / "voices"
+    root.mkdir()
+    (root / "default.txt").write_text("nope\n")
+    use_voices(root)
+    make_align_workspace(tmp_path / "w", n_utts=3)
+    assert align(tmp_path / "w", steps=2, config={"align": {**TINY["align"], "init_from": "auto"}})["trained_steps"] == 2

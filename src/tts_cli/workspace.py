@@ -92,7 +92,7 @@ def _existing_parent(path: Path) -> Path:
     return p
 
 
-def check_output_file(path: str | os.PathLike, option: str = "-o", error: type[Exception] = ValueError) -> Path:
+def check_output_file(path: str | os.PathLike, option: str = "-o", error: type[Exception] = WorkspaceError) -> Path:
     """Refuse, before any work, an output file that cannot be written: `error` (the caller's own
     error type, so the command line reports it as one line) naming the option, the path and why."""
     path = Path(path)
@@ -106,7 +106,7 @@ def check_output_file(path: str | os.PathLike, option: str = "-o", error: type[E
     return path
 
 
-def check_output_dir(path: str | os.PathLike, option: str = "--out", error: type[Exception] = ValueError) -> Path:
+def check_output_dir(path: str | os.PathLike, option: str = "--out", error: type[Exception] = WorkspaceError) -> Path:
     """Refuse, before any work, an output folder that is a file or cannot be written (see check_output_file)."""
     path = Path(path)
     where = _existing_parent(path)
@@ -242,7 +242,7 @@ class RunFolder:
         return next((p for p in self.candidates() if p.is_file()), None)
 
 
-def resolve_checkpoint(path: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+def resolve_checkpoint(path: str | os.PathLike, error: type[Exception] = WorkspaceError) -> Path:
     """A checkpoint file as given, or the one a run folder offers (RunFolder's rule); `error`
     (the caller's error class) names the path and the reason otherwise."""
     p = Path(path)

@@ -121,7 +121,7 @@ class Synthesizer:
         self.ckpt = ckpt
         self.header = CheckpointHeader.of(ckpt)
         self._read_front_end(self.header)
-        self.audio = {**_default_audio(), **self.header.audio}
+        self.audio = {**DEFAULT_AUDIO, **self.header.audio}
         self.speakers = dict(self.header.speakers)
         self.pitch_stats = self.header.pitch_stats
         self.max_chunk_chars, self.batch_size = max_chunk_chars, batch_size
@@ -191,7 +191,7 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ info
     def speaker_names(self) -> list[str]:
-        return [n for n, _ in sorted(self.speakers.items(), key=lambda kv: kv[1])]
+        return self.header.speaker_names()
 
     def resolve_speaker(self, speaker: str | int | None) -> tuple[int, str | None]:
         """(id, name) for a speaker name or id; None = the first speaker."""
@@ -452,9 +452,3 @@ class Synthesizer:
             for r, i in enumerate(g):
                 out[i] = faded(wav[r, :mels[i].shape[1] * self.hop].copy())
         return out
-
-
-def _default_audio() -> dict:
-    return dict(DEFAULT_AUDIO)
-
-

@@ -289,19 +289,6 @@ def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") ->
     return voice.acoustic_path
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file as given, or for a `tts train` run folder its checkpoints/best.pt, else last.pt."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        for cand in (p / "checkpoints" / "best.pt", p / "checkpoints" / "last.pt", p / "best.pt", p / "last.pt"):
-            if cand.is_file():
-                return cand
-        raise VoiceError(f"{p}: no checkpoints/best.pt or checkpoints/last.pt; is it a `tts train --out` folder?")
-    raise VoiceError(f"{p}: no such checkpoint file or run folder")
-
-
 def print_voices(console=None) -> int:
     """`tts voices`: a table of the bundled voices and the default; 1 if some voice is broken."""
     from rich.console import Console

@@ -15,7 +15,7 @@ import numpy as np
 
 from tts_cli.checkpoints.aligner import ALIGNER_FORMAT, read_aligner_file, read_aligner_source, save_aligner_checkpoint
 from tts_cli.config import audio_dict, audio_differences
-from tts_cli.errors import AlignmentError, VoiceError
+from tts_cli.errors import AlignmentError, TTSError, VoiceError
 from tts_cli.inference.voices import default_voice
 from tts_cli.inference.voices import resolve_init_from as voice_file
 from tts_cli.models.alignment import Aligner, BinarizationLoss, ForwardSumLoss, binarize
@@ -106,7 +106,9 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
     job = AlignerJob(items, symbols, n_mel, cfg, seed, features, _audio_settings(ws))
     t0 = time.perf_counter()
     summary = run_training(job, ws.root, run, resume=(run / "checkpoints" / "last.pt").exists(), device=device,
-                           console=console)
+                           console=console, option="WORK")
+    if summary["stopped"] == "interrupted":  # saved in WORK/align_run: `tts align` resumes it
+        raise KeyboardInterrupt
     info = {"start_step": job.start_step, "steps": cfg.steps, "nan_steps": int(summary.get("skipped_steps") or 0),
             "trained_steps": int(summary["step"]) - job.start_step, "final_loss": job.final_loss,
             "train_seconds": time.perf_counter() - t0}
@@ -235,6 +237,8 @@ class AlignerJob:
 
     def finish(self, ctx: RunContext, plan: TrainingPlan, summary: dict) -> dict:
         """WORK/aligner.pt from the run: what voices ship and what `align init_from` reads."""
+        if summary["stopped"] == "interrupted":
+            return summary
         self.final_loss = (summary.get("losses") or {}).get("fwd_sum")
         if self.final_loss is None:  # nothing left to train: the loss the finished run recorded
             self.final_loss = (read_aligner_file(ctx.ws.aligner_ckpt) or {}).get("loss")
@@ -294,7 +298,7 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
         differ = audio_differences(dims["audio"], _audio_settings(ws), "there", "here")
         if differ:
             raise AlignmentError(f"align init_from {source}: learned on other mels ({'; '.join(differ)})")
-    except (AlignmentError, ValueError, FileNotFoundError) as e:
+    except (TTSError, ValueError, FileNotFoundError) as e:  # a broken voice or file: auto starts from scratch
         if not auto:
             raise
         console.print(f"aligner starts from scratch: the bundled one does not fit ({e})", highlight=False)
@@ -314,10 +318,10 @@ def resolve_init_from(spec: str) -> Path | None:
     spec = str(spec or "").strip()
     if spec.lower() in ("", "none", "scratch"):
         return None
-    if is_auto(spec):
-        voice = default_voice()
-        return voice.aligner_path if voice is not None else None
     try:
+        if is_auto(spec):
+            voice = default_voice()
+            return voice.aligner_path if voice is not None else None
         path = voice_file(spec, part="aligner")
     except VoiceError as e:
         raise AlignmentError(str(e)) from None

@@ -93,11 +93,6 @@ def _checkpoint_language(synth) -> str | None:
     return getattr(synth, "language", None)
 
 
-def _resolve_checkpoint(model: str | Path) -> Path:
-    """A checkpoint file, or the one a run folder offers (`tts_cli.workspace.RunFolder`: best.pt, else last.pt)."""
-    return resolve_checkpoint(model, error=EvaluateError)
-
-
 def _open_synthesizer(model, vocoder, device: str):
     """A synthesizer object: `model` itself when it already has `.synthesize`, else tts_cli.inference.synthesizer."""
     if hasattr(model, "synthesize"):
@@ -149,7 +144,7 @@ def evaluate(
     if data is None and texts is None:
         raise EvaluateError("nothing to evaluate: give a workspace (--data) or a text file (--texts)")
     if isinstance(model, (str, Path)):
-        model = _resolve_checkpoint(model)
+        model = resolve_checkpoint(model, error=EvaluateError)  # best.pt, else last.pt
     ws = Workspace(data) if data is not None else None
     cfg = ws.load_config() if ws is not None else {}
     audio_cfg = audio_config(cfg) if cfg else AudioConfig()

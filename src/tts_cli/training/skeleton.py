@@ -62,12 +62,14 @@ class TrainingJob(Protocol):
 
 
 def run_training(job: TrainingJob, work, out, *, config=None, resume: bool = False, init_from=None,
-                 device: str | None = None, progress: bool = True, console=None, hooks: dict | None = None) -> dict:
-    """Train `job` on the workspace WORK into the run folder OUT; returns the summary dict."""
+                 device: str | None = None, progress: bool = True, console=None, hooks: dict | None = None,
+                 option: str = "--out") -> dict:
+    """Train `job` on the workspace WORK into the run folder OUT; returns the summary dict.
+    `option` names OUT in messages (the command-line option or folder the user chose it by)."""
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    with distributed_run(device) as (dist_info, dev), run_lock(Path(out), dist_info.is_main):
+    with distributed_run(device) as (dist_info, dev), run_lock(Path(out), dist_info.is_main, option):
         run = Path(out)
         ws = Workspace(work)
         cfg, resume_ckpt = open_run(run, job.kind, config, job.resolve_config, resume, init_from, dist_info.is_main)
