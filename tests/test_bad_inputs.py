@@ -172,7 +172,7 @@ def test_a_second_train_into_a_locked_run_is_refused(user, tmp_path, monkeypatch
         before = snapshot(run)
         for extra in ([], ["--resume"]):
             result = cli("train", "work", "--out", run, "--steps", "2", *extra)
-            assert_refused(result, f"{run} is in use by another `tts train` (pid {os.getpid()})", "--out")
+            assert_refused(result, f"{run} is in use by another training run (pid {os.getpid()})", "--out")
         assert snapshot(run) == before
     assert not (run / ".lock").exists() and not run.exists()  # released; the folder it made is gone
 

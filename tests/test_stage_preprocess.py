@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from conftest import tone, write_ljspeech
 from tts_cli.cli import app
-from tts_cli.errors import PreprocessError
+from tts_cli.errors import PreprocessError, WorkspaceError
 from tts_cli.stages.preprocess import preprocess
 from tts_cli.workspace import Workspace, read_jsonl
 
@@ -159,3 +159,10 @@ def test_atomic_writes_have_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+
+def test_load_config_of_a_workspace_without_one(tmp_path):
+    ws = Workspace(tmp_path / "empty")
+    assert ws.load_config(missing_ok=True) == {}
+    with pytest.raises(WorkspaceError, match="run `tts preprocess` first"):
+        ws.load_config()

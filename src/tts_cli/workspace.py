@@ -213,10 +213,13 @@ class Workspace:
             raise WorkspaceError(f"{self.root}: no symbols.json; run `tts preprocess` first")
         return json.loads(self.symbols.read_text(encoding="utf-8"))["symbols"]
 
-    def load_config(self) -> dict:
+    def load_config(self, missing_ok: bool = False) -> dict:
+        """WORK/config.yaml; {} for a workspace without one when `missing_ok`."""
         import yaml
 
         if not self.config.exists():
+            if missing_ok:
+                return {}
             raise WorkspaceError(f"{self.root}: no config.yaml; run `tts preprocess` first")
         return yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
 

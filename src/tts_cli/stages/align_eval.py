@@ -97,7 +97,7 @@ def evaluate(work: str | Path, truth: str | Path | dict, tolerance_ms: float = 2
     """Compare WORK/durations with the truth's phoneme starts (see module docstring)."""
     ws = Workspace(work)
     rows = ws.load_manifest()
-    cfg = ws.load_config() if ws.config.exists() else {}
+    cfg = ws.load_config(missing_ok=True)
     audio = cfg.get("audio", {})
     hop = hop_length or int(audio.get("hop_length", 256))
     sr = sample_rate or int(audio.get("sample_rate", 22050))

@@ -108,7 +108,7 @@ def learned_settings(cfg_all: dict, steps: int | None = None, batch_size: int | 
 
 def workspace_config(ws: Workspace, config: str | Path | dict | None) -> dict:
     """The workspace's resolved settings with a recipe (name, path or dict) laid over them."""
-    base = ws.load_config() if ws.config.exists() else {}
+    base = ws.load_config(missing_ok=True)
     if isinstance(config, dict):
         return deep_merge(base, config)
     return load_config(config, base=base) if config else base

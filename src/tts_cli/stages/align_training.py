@@ -276,7 +276,7 @@ def _check_resumable(path: Path, ckpt: dict, cfg: AlignConfig, symbols: list[str
 
 def _audio_settings(ws: Workspace) -> dict:
     """The workspace's mel settings (what an aligner.pt records it learned on)."""
-    return audio_dict((ws.load_config() if ws.config.exists() else {}).get("audio") or {})
+    return audio_dict(ws.load_config(missing_ok=True).get("audio") or {})
 
 
 def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int, console):

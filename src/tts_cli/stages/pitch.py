@@ -57,7 +57,7 @@ PITCH_DEFAULTS: dict[str, Any] = PitchSettings().to_dict()
 
 def resolve_settings(ws: Workspace, config: Any = None, **explicit) -> dict:
     """defaults <- WORK/config.yaml `pitch:` <- recipe/dict `pitch:` <- explicit (non-None) arguments."""
-    base = ws.load_config() if ws.config.exists() else {}
+    base = ws.load_config(missing_ok=True)
     section = dict(PITCH_DEFAULTS)
     section.update(base.get("pitch") or {})
     section.update(_pitch_section(config, find_recipe))

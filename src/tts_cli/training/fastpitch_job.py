@@ -96,7 +96,7 @@ class _Facts:
     def read(cls, ws: Workspace) -> "_Facts":
         rows = ws.load_manifest()
         return cls(rows, ws.load_symbols(), speaker_map(rows), load_pitch_stats(ws.pitch_stats),
-                   ws.load_config() if ws.config.exists() else {})
+                   ws.load_config(missing_ok=True))
 
 
 class FastPitchJob:

@@ -87,7 +87,7 @@ class HiFiGANJob:
     def prepare(self, ctx: RunContext) -> TrainingPlan:
         o, dist, dev = self.o, ctx.dist, ctx.device
         gta, init_from = (None, None) if ctx.resume_ckpt is not None else (o.gta, _vocoder_file(o.init_from))
-        work_cfg = ctx.ws.load_config() if ctx.ws.config.exists() else {}
+        work_cfg = ctx.ws.load_config(missing_ok=True)
         audio = dict(work_cfg.get("audio") or {})
         audio_cfg = audio_config({"audio": audio})
         mel_dir, task_settings, settings = train_section(

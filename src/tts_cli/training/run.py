@@ -166,7 +166,7 @@ def _acquire(path: Path, run: Path, option: str) -> int:
             busy = holder.isdigit() and int(holder) != os.getpid() and _pid_alive(int(holder))
         if busy:
             os.close(fd)
-            raise TrainConfigError(f"{run} is in use by another `tts train` (pid {holder or '?'}): wait for it "
+            raise TrainConfigError(f"{run} is in use by another training run (pid {holder or '?'}): wait for it "
                                    f"to finish, or choose another {option}")
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
