@@ -260,6 +260,8 @@ def test_init_from_bundled(voices_root, use_voices, tmp_path):
     ft = torch.load(tmp_path / "ft" / "checkpoints" / "last.pt", weights_only=True)
     src = torch.load(voice.acoustic_path, weights_only=True)
     assert ft["config"]["d_model"] == src["config"]["d_model"] == 48 and ft["config"]["alignment"] == "external"
+    # the recipe's dropouts (training choices) apply to the loaded architecture
+    assert ft["config"]["decoder_dropout"] == ft["config"]["encoder_dropout"] == 0.3 != src["config"]["decoder_dropout"]
     assert str(voice.acoustic_path) in (tmp_path / "ft" / "config.yaml").read_text()
 
     use_voices(tmp_path / "none")
