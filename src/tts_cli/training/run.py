@@ -206,6 +206,12 @@ def distributed_run(device: str | None) -> Iterator[tuple]:
     setup_logging(dist_info.is_main)
     try:
         yield dist_info, dev
+        if dist_info.enabled:
+            # the ranks tear down together: gloo may abort a rank that destroys its group while
+            # rank 0 is still busy (the held-out check); not on an error, where a barrier could hang
+            import torch.distributed as dist
+
+            dist.barrier()
     finally:
         cleanup_distributed()
 
