@@ -78,9 +78,9 @@ def main() -> int:
     ap.add_argument("--config", default="finetune_es")
     ap.add_argument("--steps", type=int, default=None, help="override the recipe's steps (a quicker check)")
     args = ap.parse_args()
-    import importlib.util
+    from tts_cli.evaluation.asr import resolve_asr_name
 
-    if importlib.util.find_spec("faster_whisper") is None:
+    if resolve_asr_name("auto") == "none":  # the recipe's own test (eval_asr: auto)
         # without a recogniser the recipe picks best.pt by MCD and the figures lack CER: not the README's run
         print("finetune_real: needs the [eval] extra (Whisper CER): pip install -e '.[eval]'", file=sys.stderr)
         return 2
