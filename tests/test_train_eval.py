@@ -189,7 +189,9 @@ def test_finished_run_reports_the_held_out_check_on_the_validation_split(work, t
     assert "held-out check" in out.getvalue() and "2 held-out utterances" in out.getvalue()
 
 
-def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path, monkeypatch):
+def held_out_run(work, tmp_path, monkeypatch, heard_recordings):
+    """A 4-step run whose held-out check scores the voice at 55 % (character-weighted) and the
+    val recordings as `heard_recordings(text)` makes them heard; returns (summary, console text)."""
     from io import StringIO
 
     from rich.console import Console
@@ -197,25 +199,45 @@ def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path,
     import tts_cli.evaluation.held_out as held_out
     from tts_cli.workspace import Workspace
 
-    monkeypatch.setattr(held_out, "evaluate_checkpoint_quick",
-                        lambda *a, **k: {"mcd": 9.0, "dur_mae": 3.0, "cer": 0.55, "cer_folded": 0.5, "n": 2})
+    monkeypatch.setattr(held_out, "evaluate_checkpoint_quick", lambda *a, **k: {
+        "mcd": 9.0, "dur_mae": 3.0, "cer": 0.7, "cer_folded": 0.5, "cer_chars": 0.55, "n": 2})
     ws = Workspace(work)
     ws.wav_path("x").parent.mkdir(exist_ok=True)
     for r in ws.load_manifest("val"):  # the workspace helper writes mels only: give the val clips audio
         sf.write(ws.wav_path(r["id"]), np.zeros(2205, np.float32), 22050)
     val_texts = iter([r["text"] for r in ws.load_manifest("val")])
 
-    class HearsTheRecordings:  # the real recordings are understood word for word
+    class Recogniser:
         def transcribe(self, wav, sample_rate):
-            return next(val_texts)
+            return heard_recordings(next(val_texts))
 
-    monkeypatch.setattr(held_out.asr_module, "load_asr", lambda *a, **k: HearsTheRecordings())
+    monkeypatch.setattr(held_out.asr_module, "load_asr", lambda *a, **k: Recogniser())
     out = StringIO()
-    s = run_train(work, tmp_path / "run", cfg(4, val_every=2, val_samples=0), console=Console(file=out, width=200))
-    assert s["held_out"]["cer"] == 0.55 and s["held_out"]["cer_recordings"] == 0.0
-    text = out.getvalue()
-    assert "CER 55.0 %" in text and "your recordings of the same sentences: 0.0 %" in text
+    s = run_train(work, tmp_path / "run", cfg(4, val_every=2, val_samples=0), console=Console(file=out, width=400))
+    return s, out.getvalue()
+
+
+def test_held_out_check_warns_when_the_voice_is_not_intelligible(work, tmp_path, monkeypatch):
+    s, text = held_out_run(work, tmp_path, monkeypatch, lambda said: said)  # recordings heard word for word
+    assert s["held_out"]["cer_chars"] == 0.55 and s["held_out"]["cer_recordings"] == 0.0
+    assert "CER 55.0 % of all characters (70.0 % per clip" in text
+    assert "your recordings of the same sentences: 0.0 %" in text
     assert "not intelligible" in text
+
+
+def test_held_out_check_says_when_the_recordings_are_as_hard_for_the_recogniser(work, tmp_path, monkeypatch):
+    # the recogniser mishears the real recordings too (every letter wrong): the clips, not the voice
+    s, text = held_out_run(work, tmp_path, monkeypatch, lambda said: "".join("x" if c.isalpha() else c for c in said))
+    assert s["held_out"]["cer_recordings"] > 0.5
+    assert "not intelligible" not in text and "about as hard" in text
+
+
+def test_char_weighted_cer_counts_characters_not_clips():
+    from tts_cli.evaluation.metrics import char_weighted
+
+    # one misheard word (5 characters, 100 %) beside a sentence said right (95 characters)
+    assert char_weighted([1.0, 0.0], [5, 95]) == 0.05
+    assert char_weighted([], []) is None
 
 
 def test_held_out_check_without_a_recogniser_names_the_extra_to_install(work, tmp_path, monkeypatch):

@@ -282,6 +282,14 @@ def duration_mae_frames(pred: Sequence[float], ref: Sequence[float]) -> float:
 
 # ----------------------------------------------------------------------------- aggregation
 
+def char_weighted(rates: Sequence[float], ref_chars: Sequence[int]) -> float | None:
+    """One CER over many clips: every clip's errors (rate x its normalised reference length) over
+    all their characters, as corpus CERs are reported; a misheard one-word clip weighs what its few
+    characters weigh, not as much as a whole sentence. None without characters."""
+    total = sum(ref_chars)
+    return sum(r * n for r, n in zip(rates, ref_chars)) / total if total else None
+
+
 def summarize(values: Sequence[float]) -> dict:
     """mean / median / count over the finite values (NaN when none)."""
     v = np.asarray([x for x in values if x is not None], dtype=np.float64)
@@ -294,5 +302,5 @@ def summarize(values: Sequence[float]) -> dict:
 __all__ = [
     "MCD_ORDER", "normalize_for_scoring", "fold_accents", "edit_distance", "cer", "wer", "text_scores",
     "mel_cepstrum", "dtw_path", "mcd_dtw_mels", "mcd_dtw", "log_mel", "f0_rmse_cents",
-    "f0_level_range", "duration_stats", "duration_mae_frames", "summarize",
+    "f0_level_range", "duration_stats", "duration_mae_frames", "char_weighted", "summarize",
 ]

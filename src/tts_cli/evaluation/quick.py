@@ -10,7 +10,7 @@ import numpy as np
 
 from tts_cli.config import audio_config
 from tts_cli.evaluation import asr as asr_module
-from tts_cli.evaluation.metrics import duration_mae_frames, mcd_dtw_mels, summarize, text_scores
+from tts_cli.evaluation.metrics import char_weighted, duration_mae_frames, mcd_dtw_mels, summarize, text_scores
 from tts_cli.inference.vocoders import griffin_lim
 from tts_cli.workspace import Workspace
 
@@ -36,7 +36,9 @@ def evaluate_checkpoint_quick(
     per-symbol duration MAE in frames; with an ASR (name or loaded recogniser) also `cer` /
     `cer_folded` on audio made by `vocoder(mel [n_mels, T]) -> wav` (default: Griffin-Lim, which
     raises the CER floor; compare runs with the same vocoder). Never touches the global RNGs.
-    Returns {"mcd", "dur_mae", "cer", "cer_folded", "n"} (None where not measured).
+    Returns {"mcd", "dur_mae", "cer", "cer_folded", "cer_chars", "n"} (None where not measured):
+    `cer` is the mean of the clips' CERs, `cer_chars` the character-weighted one (all errors over
+    all characters), which a one-word clip cannot dominate.
     """
     import torch
 
@@ -57,7 +59,7 @@ def evaluate_checkpoint_quick(
     device = next(model_obj.parameters()).device
     was_training = model_obj.training
     model_obj.eval()
-    mcds, maes, cers, folded = [], [], [], []
+    mcds, maes, cers, folded, chars = [], [], [], [], []
     try:
         for r in rows:
             ids = torch.tensor([[index[s] for s in r["symbols"]]], device=device)
@@ -79,13 +81,15 @@ def evaluate_checkpoint_quick(
                 s = text_scores(r["text"], recognizer.transcribe(wav, int(audio_cfg.sample_rate)), language)
                 cers.append(s["cer"])
                 folded.append(s["cer_folded"])
+                chars.append(len(s["ref_normalized"]))
     finally:
         model_obj.train(was_training)
 
     def mean(v):
         return summarize(v)["mean"] if v else None
 
-    return {"mcd": mean(mcds), "dur_mae": mean(maes), "cer": mean(cers), "cer_folded": mean(folded), "n": len(rows)}
+    return {"mcd": mean(mcds), "dur_mae": mean(maes), "cer": mean(cers), "cer_folded": mean(folded),
+            "cer_chars": char_weighted(cers, chars), "n": len(rows)}
 
 
 __all__ = ["evaluate_checkpoint_quick"]
