@@ -56,18 +56,20 @@ def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
     run_stage("preprocess more", ["preprocess", str(held_out_folder(args.data, out, "test_more.csv")), "--out",
                                   str(work), "--language", args.language], times)
     report = out / "eval_more"
-    cers = []
+    cers, chars = [], []
     for split in ("train", "val"):  # every clip of it is held out
         run_stage(f"evaluate more ({split})", ["evaluate", "-m", str(run / "checkpoints" / "best.pt"), "--data",
                                                str(work), "--split", split, "--no-dnsmos", "-o", str(report / split)],
                   times)
         result = json.loads((report / split / "report.json").read_text(encoding="utf-8"))
-        cers += [u["cer"] for u in result.get("utterances", []) if u.get("cer") is not None]
+        scored = [u for u in result.get("utterances", []) if u.get("cer") is not None]
+        cers += [u["cer"] for u in scored]
+        chars += [len(u["text_scored"]) for u in scored]
     if not cers:
         return None
-    from tts_cli.evaluation.metrics import summarize
+    from tts_cli.evaluation.metrics import char_weighted, summarize
 
-    return summarize(cers)
+    return {**summarize(cers), "chars": char_weighted(cers, chars)}
 
 
 def main() -> int:
@@ -113,11 +115,13 @@ def main() -> int:
         if key in summary:
             s = summary[key]
             scale = 100 if "cer" in key else 1
-            print(f"{key:>20}: median {s['median'] * scale:.2f}  mean {s['mean'] * scale:.2f}  (n={s['n']})")
+            chars = f"  all characters {s['chars'] * 100:.2f}" if s.get("chars") is not None else ""
+            print(f"{key:>20}: median {s['median'] * scale:.2f}  mean {s['mean'] * scale:.2f}{chars}  (n={s['n']})")
     if ratios:
         print(f"{'longest output':>20}: {max(ratios):.2f} x its recording")
     if more:
         print(f"{'cer (more held out)':>20}: median {more['median'] * 100:.2f}  mean {more['mean'] * 100:.2f}  "
+              f"all characters {more['chars'] * 100:.2f}  "
               f"(n={more['n']}, DATA/test_more.csv)")
     cer = summary.get("cer", {})
     print(f"finetune_real: held-out CER median {cer.get('median', float('nan')):.1%} mean "

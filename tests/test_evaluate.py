@@ -159,6 +159,12 @@ def test_evaluate_scores_transcripts_and_reference_floor(work, tmp_path, monkeyp
         assert r["mcd_db"] > 0.0  # the trailing silence has to be paired with something
     assert rep["summary"]["cer"]["mean"] == pytest.approx(np.mean([r["cer"] for r in rep["utterances"]]))
     assert "ref_cer" in rep["summary"]
+    # the CER over all characters: every clip's errors weighed by its length, not averaged per clip
+    chars = [len(r["text_scored"]) for r in rep["utterances"]]
+    weighted = sum(r["cer"] * n for r, n in zip(rep["utterances"], chars)) / sum(chars)
+    assert rep["summary"]["cer"]["chars"] == pytest.approx(weighted)
+    assert rep["summary"]["ref_cer"]["chars"] == pytest.approx(weighted)
+    assert len(set(chars)) > 1 and weighted != pytest.approx(rep["summary"]["cer"]["mean"])
 
 
 def test_evaluate_texts_file_and_bad_utterance(work, tmp_path, monkeypatch):

@@ -65,6 +65,7 @@ _COLUMNS = (  # (key, header, format); short headers so the table fits 80 column
 _LEGEND = {
     "cer_folded": "CERf = accent-folded CER",
     "ref_cer": "refCER = the recogniser on the reference recording (its floor)",
+    "cer": "all chars = CER over every character of the set, not the mean per clip",
     "dnsmos_p808": "P808 / OVRL = DNSMOS P.808 / P.835 overall MOS (1-5, a naturalness proxy)",
     "f0_rmse_cents": "F0 ¢ = F0 RMSE in cents where both voice",
     "f0_gross_error_rate": "GPE = share of those frames off by > 20 %",
@@ -94,6 +95,10 @@ def print_table(console, report: dict, out: Path, max_rows: int = 40) -> None:
         vals = [report["summary"][k][stat] for k, _, _ in cols]
         t.add_row(f"[bold]{stat}[/]", *[fmt(v) if v is not None and math.isfinite(v) else "–"
                                         for v, (_, _, fmt) in zip(vals, cols)])
+    chars = [report["summary"][k].get("chars") for k, _, _ in cols]
+    if any(v is not None for v in chars):  # CER over all characters, not per clip
+        t.add_row("[bold]all chars[/]", *[fmt(v) if v is not None and math.isfinite(v) else ""
+                                           for v, (_, _, fmt) in zip(chars, cols)])
     console.print(t)
     if len(report.get("by_speaker") or {}) > 1:
         console.print(_speaker_table(report["by_speaker"]))
