@@ -56,20 +56,18 @@ def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
     run_stage("preprocess more", ["preprocess", str(held_out_folder(args.data, out, "test_more.csv")), "--out",
                                   str(work), "--language", args.language], times)
     report = out / "eval_more"
-    cers, chars = [], []
+    scored = []
     for split in ("train", "val"):  # every clip of it is held out
         run_stage(f"evaluate more ({split})", ["evaluate", "-m", str(run / "checkpoints" / "best.pt"), "--data",
                                                str(work), "--split", split, "--no-dnsmos", "-o", str(report / split)],
                   times)
         result = json.loads((report / split / "report.json").read_text(encoding="utf-8"))
-        scored = [u for u in result.get("utterances", []) if u.get("cer") is not None]
-        cers += [u["cer"] for u in scored]
-        chars += [len(u["text_scored"]) for u in scored]
-    if not cers:
+        scored += [u for u in result.get("utterances", []) if u.get("cer") is not None]
+    if not scored:
         return None
-    from tts_cli.evaluation.metrics import char_weighted, summarize
+    from tts_cli.evaluation.report import char_weighted_key, summarize_key
 
-    return {**summarize(cers), "chars": char_weighted(cers, chars)}
+    return {**summarize_key(scored, "cer"), "chars": char_weighted_key(scored, "cer")}
 
 
 def main() -> int:

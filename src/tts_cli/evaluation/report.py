@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tts_cli.evaluation.metrics import summarize
+from tts_cli.evaluation.metrics import char_weighted, summarize
 from tts_cli.workspace import atomic_write_bytes
 
 SUMMARY_KEYS = ("cer", "cer_folded", "wer", "ref_cer", "ref_cer_folded", "ref_wer", "mcd_db", "f0_rmse_cents",
@@ -22,6 +22,13 @@ SPEAKER_KEYS = ("cer", "ref_cer", "dnsmos_p808", "mcd_db", "syn_f0_median_hz", "
 
 def summarize_key(records: list[dict], key: str) -> dict:
     return summarize([r.get(key) for r in records])
+
+
+def char_weighted_key(records: list[dict], key: str) -> float | None:
+    """The CER `key` (cer | ref_cer) over all characters of the records' scored texts, not per clip:
+    a misheard one-word clip weighs its few characters, not a whole sentence. None when unscored."""
+    scored = [r for r in records if r.get(key) is not None and r.get("text_scored") is not None]
+    return char_weighted([r[key] for r in scored], [len(r["text_scored"]) for r in scored])
 
 
 def by_speaker(records: list[dict]) -> dict:

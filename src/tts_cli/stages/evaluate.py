@@ -28,8 +28,8 @@ from tts_cli.config import AudioConfig, audio_config
 from tts_cli.errors import ASRUnavailable, DNSMOSUnavailable, EvaluateError
 from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation import dnsmos as dnsmos_module
-from tts_cli.evaluation.metrics import char_weighted
-from tts_cli.evaluation.report import SUMMARY_KEYS, by_speaker, json_safe, plot_compare, print_table, summarize_key
+from tts_cli.evaluation.report import (SUMMARY_KEYS, by_speaker, char_weighted_key, json_safe, plot_compare, print_table,
+                                       summarize_key)
 from tts_cli.evaluation.scoring import DurationModel, score_utterance
 from tts_cli.f0 import DEFAULT_METHOD
 from tts_cli.inference.synthesizer import Synthesizer
@@ -267,12 +267,9 @@ def _score_all(items: list[dict], synth, recognizer, ctx: dict, n_plots: int, pr
 
 def _summary(records: list[dict]) -> dict:
     summary = {k: summarize_key(records, k) for k in SUMMARY_KEYS if any(r.get(k) is not None for r in records)}
-    # beside mean / median per clip, the CER over all characters (as the end-of-train check prints it):
-    # one misheard one-word clip then weighs its few characters, not a whole sentence
-    for key in ("cer", "ref_cer"):
-        scored = [r for r in records if r.get(key) is not None and r.get("text_scored") is not None]
-        if key in summary and scored:
-            summary[key]["chars"] = char_weighted([r[key] for r in scored], [len(r["text_scored"]) for r in scored])
+    for key in ("cer", "ref_cer"):  # beside mean / median per clip: over all characters, as the end-of-train check
+        if key in summary:
+            summary[key]["chars"] = char_weighted_key(records, key)
     return summary
 
 
