@@ -417,3 +417,47 @@ def test_recipes_resolve(name):
     eval_asr, best = _resolve_auto_eval(train, None, None)  # `auto`: resolved by the train stage too
     TrainSettings.from_dict({**train, **{k: v for k, v in (("eval_asr", eval_asr), ("best_metric", best)) if v}})
     FastPitchConfig.from_dict(c["model"])
+
+
+def test_replay_trains_the_base_voice_beside_the_new_one(work, tmp_path):
+    """train.replay: the init checkpoint speaks sentences into RUN/replay/ (never WORK), its speakers
+    follow the new voice's, and the run trains on both."""
+    from tts_cli.training.replay import plan_replay
+    from tts_cli.errors import TrainConfigError
+
+    run_train(work, tmp_path / "pre", cfg(3))
+    pre_path = tmp_path / "pre/checkpoints/last.pt"
+    pre = torch.load(pre_path, weights_only=True)
+    pre["model"]["duration_predictor.fc.bias"].fill_(math.log(6.0))  # ~5 frames per symbol: audible replay
+    torch.save(pre, pre_path)
+    sentences = tmp_path / "sentences.txt"
+    rng = np.random.default_rng(3)
+    sentences.write_text("\n".join("".join(rng.choice(DEFAULT_SYMBOLS[1:], size=8)) for _ in range(40)), "utf-8")
+    work2 = make_workspace(tmp_path / "work2", n_utts=8, n_val=1, speakers=("ana",), seed=5)
+    manifest_before = (work2 / "manifest.jsonl").read_bytes()
+    config = cfg(2, lr=1e-3, replay={"ratio": 1.0, "sentences": str(sentences)})
+    s = run_train(work2, tmp_path / "ft", config, init_from=pre_path)
+    replay = Workspace(tmp_path / "ft/replay")
+    rows = replay.load_manifest()
+    assert rows and {r["speaker"] for r in rows} == {"default"}
+    mine = sum(r["duration_s"] for r in Workspace(work2).load_manifest("train"))
+    theirs = sum(r["duration_s"] for r in rows)
+    assert mine <= theirs <= mine + max(r["duration_s"] for r in rows)  # ratio 1: as much as yours, one clip over
+    assert all(replay.mel_path(r["id"]).exists() and replay.duration_path(r["id"]).exists() for r in rows)
+    assert (work2 / "manifest.jsonl").read_bytes() == manifest_before  # the user's workspace untouched
+    ft = torch.load(tmp_path / "ft/checkpoints/last.pt", weights_only=True)
+    assert ft["speakers"] == {"ana": 0, "default": 1}  # the new voice stays speaker 0 (synthesize's default)
+    assert ft["pitch_stats"]["speakers"].keys() == {"ana", "default"}
+    torch.testing.assert_close(ft["model"]["speaker_emb.weight"].shape[0], 2)
+    first = {r["id"]: replay.mel_path(r["id"]).stat().st_mtime_ns for r in rows}
+    s = run_train(work2, tmp_path / "ft", None, resume=True, steps=4)  # resume: the same replay set, reused
+    assert s["step"] == 4
+    assert {r["id"]: replay.mel_path(r["id"]).stat().st_mtime_ns for r in rows} == first
+    # recipe errors are named
+    assert plan_replay({"ratio": 0}, "es") is None and plan_replay(None, "es") is None
+    with pytest.raises(TrainConfigError, match="unknown setting"):
+        plan_replay({"minutes": 3}, "es")
+    with pytest.raises(TrainConfigError, match="no such file"):
+        plan_replay({"ratio": 1, "sentences": str(tmp_path / "nope.txt")}, "es")
+    assert plan_replay({"ratio": 1}, "xx") is None  # no sentences in that language: off, with a warning
+    assert len(plan_replay({"ratio": 1}, "es").sentences) > 1000  # the bundled voice's own sentences

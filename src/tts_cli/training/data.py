@@ -160,6 +160,30 @@ class TTSDataset:
         return item
 
 
+class ConcatTTSDataset:
+    """Several TTSDatasets as one (the new voice's clips + the base's replay): items, ids and
+    frame lengths in order, so the bucketing sampler sees one list."""
+
+    def __init__(self, parts: Sequence[TTSDataset]):
+        self.parts = [p for p in parts if len(p)]
+        self._starts = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def ids(self) -> list[str]:
+        return [i for p in self.parts for i in p.ids]
+
+    @property
+    def frame_lengths(self) -> list[int]:
+        return [n for p in self.parts for n in p.frame_lengths]
+
+    def __getitem__(self, i: int) -> dict:
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self.parts[k][i - int(self._starts[k])]
+
+
 def _fit(x: np.ndarray, T: int, what: str) -> np.ndarray:
     """Frame features must match the mel length; one frame of slack is padded/cut (framing rounding)."""
     if len(x) == T:

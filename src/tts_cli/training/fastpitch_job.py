@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,9 +38,11 @@ from tts_cli.evaluation.held_out import held_out_check
 from tts_cli.inference.voices import resolve_init_from
 from tts_cli.models.fastpitch import PRESETS, FastPitch, FastPitchConfig
 from tts_cli.models.hifigan import PRESETS as VOCODER_PRESETS
-from tts_cli.training.data import BucketBatchSampler, TTSDataset, collate, ignore_signals, load_pitch_stats, speaker_map
+from tts_cli.training.data import (BucketBatchSampler, ConcatTTSDataset, TTSDataset, collate, ignore_signals,
+                                   load_pitch_stats, speaker_map)
 from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
 from tts_cli.training.init_from import init_from as init_weights_from
+from tts_cli.training.replay import load_replay, make_replay, plan_replay, replay_rows
 from tts_cli.training.run import load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
@@ -91,12 +93,29 @@ class _Facts:
     speakers: dict
     pitch_stats: dict
     work_cfg: dict
+    replay: Workspace | None = None  # the base voice's replay set (train.replay), trained beside `rows`
+    replay_rows: list = field(default_factory=list)
 
     @classmethod
     def read(cls, ws: Workspace) -> "_Facts":
         rows = ws.load_manifest()
         return cls(rows, ws.load_symbols(), speaker_map(rows), load_pitch_stats(ws.pitch_stats),
                    ws.load_config(missing_ok=True))
+
+    def with_replay(self, ws: Workspace) -> "_Facts":
+        """The workspace's facts plus a replay set: its symbols and speakers after the workspace's
+        own (speaker 0 stays the new voice, what `tts synthesize` speaks by default)."""
+        rows = replay_rows(ws)
+        if not rows:
+            return self
+        known = set(self.symbols)
+        symbols = self.symbols + [s for s in dict.fromkeys(ws.load_symbols()) if s not in known]
+        speakers = dict(self.speakers)
+        for name in dict.fromkeys(str(r["speaker"]) for r in rows):
+            speakers.setdefault(name, len(speakers))
+        stats = load_pitch_stats(ws.pitch_stats)
+        pitch_stats = {**self.pitch_stats, "speakers": {**stats["speakers"], **self.pitch_stats["speakers"]}}
+        return replace(self, symbols=symbols, speakers=speakers, pitch_stats=pitch_stats, replay=ws, replay_rows=rows)
 
 
 class FastPitchJob:
@@ -112,7 +131,7 @@ class FastPitchJob:
         o = self._options(ctx)
         init_path, init_ckpt = (None, None) if ctx.resume_ckpt is not None else \
             _init_checkpoint(o.init_from, ctx.cfg["train"].get("init_from"), ctx.console, ctx.dist.is_main)
-        facts = _Facts.read(ctx.ws)
+        facts = self._with_replay(ctx, _Facts.read(ctx.ws), init_ckpt)
         settings, task_settings = self._settings(ctx, facts, o)
         model_cfg = self._model_config(ctx, facts, o, init_ckpt)
         # model (+ fine-tuning init, freezing, pitch statistics of this workspace)
@@ -178,6 +197,7 @@ class FastPitchJob:
         train_dict = dict(ctx.cfg["train"])
         train_dict.pop("freeze", None)
         train_dict.pop("init_from", None)
+        train_dict.pop("replay", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
         if o.steps is None and "steps" not in train_dict and train_dict.get("steps_per_minute"):
             minutes = sum(float(r.get("duration_s", 0)) for r in facts.rows if r.get("split") == "train") / 60
@@ -191,6 +211,35 @@ class FastPitchJob:
                                   amp=o.amp, eval_every=o.eval_every, eval_asr=eval_asr,
                                   eval_utterances=o.eval_utterances, best_metric=best_metric)
         return settings, task_settings
+
+    def _with_replay(self, ctx: RunContext, facts: _Facts, init_ckpt) -> _Facts:
+        """Facts plus the base voice's replay set when the recipe asks for one (`train: replay:`):
+        made from the init checkpoint into RUN/replay/, or the one the run made (--resume)."""
+        if init_ckpt is None:
+            if ctx.resume_ckpt is None:
+                if ctx.cfg["train"].get("replay") and ctx.dist.is_main:
+                    log.warning("train.replay ignored: it replays the voice a run starts from (--init-from)")
+                return facts
+            ws = load_replay(ctx.run)
+            return facts.with_replay(ws) if ws is not None else facts
+        header = CheckpointHeader.of(init_ckpt)
+        plan = plan_replay(ctx.cfg["train"].get("replay"), header.language)
+        if plan is None:
+            return facts
+        user_minutes = sum(float(r.get("duration_s", 0)) for r in facts.rows if r.get("split") == "train") / 60
+        ws = make_replay(ctx.run, plan, init_ckpt, set(facts.speakers), user_minutes) if ctx.dist.is_main else None
+        if ctx.dist.enabled:  # the other ranks read what the main one made
+            torch.distributed.barrier()
+        ws = load_replay(ctx.run)
+        if ws is None:
+            return facts
+        out = facts.with_replay(ws)
+        if ctx.dist.is_main:
+            minutes = sum(float(r.get("duration_s", 0)) for r in out.replay_rows) / 60
+            log.info("replay: %d utterances (%.1f min) of the base voice (%s) train beside %.1f min of yours "
+                     "(%s)", len(out.replay_rows), minutes, ", ".join(dict.fromkeys(r["speaker"] for r in out.replay_rows)),
+                     user_minutes, ws.root)
+        return out
 
     def _model_config(self, ctx: RunContext, facts: _Facts, o: FastPitchOptions, init_ckpt) -> FastPitchConfig:
         model_section = dict(ctx.cfg["model"])
@@ -222,6 +271,10 @@ class FastPitchJob:
                               rows=train_rows)
         if len(train_ds) == 0:
             raise WorkspaceError(f"{ctx.ws.root}: the train split is empty")
+        if facts.replay is not None:
+            train_ds = ConcatTTSDataset([train_ds, TTSDataset(
+                facts.replay, "train", symbols=facts.symbols, speakers=facts.speakers, pitch_stats=facts.pitch_stats,
+                use_durations=not learned, attn_prior=learned, rows=facts.replay_rows)])
         dist = ctx.dist
         sampler = BucketBatchSampler(
             train_ds.frame_lengths, settings.batch_frames, max_frames=settings.max_frames, seed=settings.seed,
