@@ -162,7 +162,8 @@ class FastPitchJob:
         n_train_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_val = len(val_batches) and sum(len(b["ids"]) for b in val_batches)
         banner = (
-            f"[bold]train[/] {ctx.ws.root} -> {ctx.run}: {n_train} train / {n_val} val "
+            f"[bold]train[/] {ctx.ws.root} -> {ctx.run}: {n_train - len(facts.replay_rows)} train"
+            + (f" (+ {len(facts.replay_rows)} replay)" if facts.replay_rows else "") + f" / {n_val} val "
             f"utterances, {len(sampler)} batches/epoch/rank, {n_params:,} params ({n_train_params:,} trained), "
             f"alignment {model_cfg.alignment}, device {ctx.device}, amp {resolve_amp(settings.amp, ctx.device)}, "
             f"world {ctx.dist.world_size}" + (f", frozen: {', '.join(frozen)}" if frozen else "")
