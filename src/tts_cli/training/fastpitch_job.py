@@ -27,7 +27,6 @@ from tts_cli.config import audio_config, deep_merge
 from tts_cli.errors import (
     ASRUnavailable,
     CheckpointError,
-    ConfigError,
     TrainConfigError,
     VocoderError,
     VoiceError,
@@ -43,7 +42,7 @@ from tts_cli.training.data import (BucketBatchSampler, ConcatTTSDataset, TTSData
 from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
 from tts_cli.training.init_from import init_from as init_weights_from
 from tts_cli.training.replay import load_replay, make_replay, plan_replay, replay_rows
-from tts_cli.training.run import load_train_config, train_settings
+from tts_cli.training.run import from_recipe, load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
 from tts_cli.workspace import Workspace, read_jsonl
@@ -256,10 +255,7 @@ class FastPitchJob:
         model_section.update(n_symbols=len(facts.symbols), n_speakers=max(1, len(facts.speakers)))
         if ctx.resume_ckpt is not None:
             return FastPitchConfig.from_dict(ctx.resume_ckpt["config"])
-        try:
-            return FastPitchConfig.from_dict(model_section)
-        except (TypeError, ValueError, ConfigError) as e:
-            raise TrainConfigError(str(e)) from None
+        return from_recipe(FastPitchConfig, model_section)
 
     def _train_data(self, ctx: RunContext, facts: _Facts, settings, task_settings, align_mode: str):
         """(loader, sampler, utterances) of the train split; flagged alignments left out."""

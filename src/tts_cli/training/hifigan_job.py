@@ -20,7 +20,7 @@ import torch
 from tts_cli.checkpoints.hifigan import load_hifigan
 from tts_cli.checkpoints.load import load_checkpoint
 from tts_cli.config import audio_config, check_audio_match, deep_merge
-from tts_cli.errors import ConfigError, TrainConfigError, VocoderError, VoiceError, WorkspaceError
+from tts_cli.errors import TrainConfigError, VocoderError, VoiceError, WorkspaceError
 from tts_cli.inference import vocoders
 from tts_cli.inference.voices import resolve_init_from
 from tts_cli.models.hifigan import PRESETS, Discriminators, Generator, HiFiGANConfig
@@ -34,7 +34,7 @@ from tts_cli.training.hifigan_task import (
     VocoderDataset,
     collate_vocoder,
 )
-from tts_cli.training.run import load_train_config, train_settings
+from tts_cli.training.run import from_recipe, load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
 
@@ -138,11 +138,8 @@ class HiFiGANJob:
 
     def _generator_config(self, ctx: RunContext, audio_cfg) -> HiFiGANConfig:
         """The recipe's generator (or the resumed run's), checked against the workspace's mels."""
-        try:
-            gen_cfg = (HiFiGANConfig.from_dict(ctx.resume_ckpt["config"]) if ctx.resume_ckpt is not None
-                       else HiFiGANConfig.from_dict(dict(ctx.cfg["model"])))
-        except (TypeError, ValueError, ConfigError) as e:
-            raise TrainConfigError(str(e)) from None
+        gen_cfg = from_recipe(HiFiGANConfig, ctx.resume_ckpt["config"] if ctx.resume_ckpt is not None
+                              else dict(ctx.cfg["model"]))
         hop = int(audio_cfg.hop_length)
         if gen_cfg.hop_length != hop:
             raise TrainConfigError(f"the generator upsamples x{gen_cfg.hop_length} but the workspace hop_length is "

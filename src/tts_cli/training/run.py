@@ -52,13 +52,19 @@ def load_train_config(config: str | Path | dict | None, presets: Mapping, defaul
     return cfg
 
 
+def from_recipe(cls, section: dict):
+    """`cls.from_dict(section)` (a settings or model config class); a bad value is the recipe's
+    mistake, reported as a TrainConfigError naming it, not a traceback."""
+    try:
+        return cls.from_dict(section)
+    except (TypeError, ValueError, ConfigError) as e:
+        raise TrainConfigError(str(e)) from None
+
+
 def train_settings(train_dict: dict, **overrides):
     """TrainSettings from a `train:` section plus the command-line values given (None = not given)."""
     merged = {**train_dict, **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        settings = TrainSettings.from_dict(merged)
-    except (TypeError, ValueError, ConfigError) as e:
-        raise TrainConfigError(str(e)) from None
+    settings = from_recipe(TrainSettings, merged)
     settings.num_workers = loader_workers(settings.num_workers)
     return settings
 
