@@ -149,7 +149,7 @@ def test_bad_best_metric_settings_are_rejected_clearly():
     from tts_cli.errors import TrainConfigError
     from tts_cli.training.run import train_settings
 
-    with pytest.raises(TrainConfigError, match="best_metric 'wer': use one of loss, mcd, cer, dur_mae"):
+    with pytest.raises(TrainConfigError, match="best_metric 'wer': use one of loss, mcd, cer, cer_chars, dur_mae"):
         train_settings({"best_metric": "wer", "eval_every": 5})
     with pytest.raises(TrainConfigError, match="eval_every"):
         train_settings({"best_metric": "mcd"})  # nothing would ever measure it
@@ -271,7 +271,7 @@ def test_auto_recogniser_and_best_metric_follow_what_is_installed(monkeypatch):
     assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, None, None) == ("none", "mcd")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     assert resolve_asr_name("auto") == "whisper-base"
-    assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, None, None) == ("whisper-base", "cer")
+    assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, None, None) == ("whisper-base", "cer_chars")
     # the command line wins over the recipe
     assert _resolve_auto_eval({"eval_asr": "auto", "best_metric": "auto"}, "none", "loss") == ("none", "loss")
 

@@ -150,7 +150,7 @@ def train(
     gta: Optional[Path] = typer.Option(None, "--gta", help="HiFi-GAN: first write teacher-forced mels of this FastPitch checkpoint to WORK/gta/, then train on them."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Every N steps (and at the end) score a few val utterances: MCD, duration MAE, CER with --eval-asr (0 = off)."),
     eval_asr: Optional[str] = typer.Option(None, "--eval-asr", help="Recogniser for --eval-every's CER: none | whisper-base (needs `pip install -e .\\[eval]`)."),
-    best_metric: Optional[str] = typer.Option(None, "--best-metric", help="What best.pt minimises: loss (validation) | mcd | cer | dur_mae (need --eval-every)."),
+    best_metric: Optional[str] = typer.Option(None, "--best-metric", help="What best.pt minimises: loss (validation) | mcd | cer (per clip) | cer_chars (over all characters) | dur_mae (need --eval-every)."),
 ) -> None:
     """Train FastPitch or a HiFi-GAN vocoder on a workspace (multi-GPU: torchrun --nproc_per_node N -m tts_cli train ...)."""
     from tts_cli.stages.train import train as run

@@ -393,15 +393,16 @@ def _freeze(model, names: Sequence[str]) -> list[str]:
 
 def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str | None) -> tuple:
     """`eval_asr: auto` -> whisper-base where the [eval] extra is installed, else none;
-    `best_metric: auto` -> cer with a recogniser, else mcd (both track the free-running voice,
-    unlike the teacher-forced validation loss)."""
+    `best_metric: auto` -> cer_chars with a recogniser (the CER over all characters of the scored
+    clips: per clip, one misheard one-word prompt weighs as much as a sentence), else mcd (both track
+    the free-running voice, unlike the teacher-forced validation loss)."""
     asr = eval_asr if eval_asr is not None else train_dict.get("eval_asr")
     if asr is not None:
         eval_asr = resolve_asr_name(asr)
         train_dict.pop("eval_asr", None)
     best = best_metric if best_metric is not None else train_dict.get("best_metric")
     if best == "auto":
-        best_metric = "cer" if eval_asr not in (None, "none") else "mcd"
+        best_metric = "cer_chars" if eval_asr not in (None, "none") else "mcd"
         train_dict.pop("best_metric", None)
     return eval_asr, best_metric
 

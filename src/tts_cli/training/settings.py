@@ -8,7 +8,7 @@ from tts_cli.config import Settings, check_choice, check_number
 from tts_cli.errors import ConfigError
 from tts_cli.training.runtime import AMP_SETTINGS
 
-BEST_METRICS = ("loss", "mcd", "cer", "dur_mae")  # best.pt keeps the lowest of one of these
+BEST_METRICS = ("loss", "mcd", "cer", "cer_chars", "dur_mae")  # best.pt keeps the lowest of one of these
 
 
 @dataclass
@@ -48,7 +48,7 @@ class TrainSettings(Settings):
     # what the evaluation's CER listens through: griffin-lim (cheap, a higher CER floor) |
     # universal (the default vocoder of `tts synthesize`: what the user will hear) | a HiFi-GAN file
     eval_vocoder: str = "griffin-lim"
-    best_metric: str = "loss"  # what best.pt minimises: loss (validation) | mcd | cer | dur_mae (evaluation)
+    best_metric: str = "loss"  # what best.pt minimises: loss (validation) | mcd | cer | cer_chars | dur_mae (evaluation)
     # exponential moving average of the weights (reference --ema-decay; 0 = off). When on, validation,
     # evaluation and the checkpoints' "model" use the averaged weights; the raw ones resume training.
     ema_decay: float = 0.0
