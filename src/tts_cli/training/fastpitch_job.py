@@ -41,7 +41,7 @@ from tts_cli.training.data import (BucketBatchSampler, ConcatTTSDataset, TTSData
                                    load_pitch_stats, speaker_map)
 from tts_cli.training.fastpitch_task import FastPitchTask, FastPitchTaskSettings
 from tts_cli.training.init_from import init_from as init_weights_from
-from tts_cli.training.replay import load_replay, make_replay, plan_replay, replay_rows
+from tts_cli.training.replay import load_replay, make_replay, plan_replay
 from tts_cli.training.run import from_recipe, load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
@@ -104,7 +104,7 @@ class _Facts:
     def with_replay(self, ws: Workspace) -> "_Facts":
         """The workspace's facts plus a replay set: its symbols and speakers after the workspace's
         own (speaker 0 stays the new voice, what `tts synthesize` speaks by default)."""
-        rows = replay_rows(ws)
+        rows = ws.load_manifest()
         if not rows:
             return self
         known = set(self.symbols)
@@ -200,7 +200,7 @@ class FastPitchJob:
         train_dict.pop("replay", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
         if o.steps is None and "steps" not in train_dict and train_dict.get("steps_per_minute"):
-            minutes = sum(float(r.get("duration_s", 0)) for r in facts.rows if r.get("split") == "train") / 60
+            minutes = _train_minutes(facts.rows)
             train_dict["steps"] = max(1, round(float(train_dict["steps_per_minute"]) * minutes))
             if ctx.dist.is_main:
                 log.info("steps = %d (%.4g steps per minute x %.1f min of training audio)",
@@ -226,7 +226,7 @@ class FastPitchJob:
         plan = plan_replay(ctx.cfg["train"].get("replay"), header.language)
         if plan is None:
             return facts
-        user_minutes = sum(float(r.get("duration_s", 0)) for r in facts.rows if r.get("split") == "train") / 60
+        user_minutes = _train_minutes(facts.rows)
         ws = make_replay(ctx.run, plan, init_ckpt, set(facts.speakers), user_minutes) if ctx.dist.is_main else None
         if ctx.dist.enabled:  # the other ranks read what the main one made
             torch.distributed.barrier()
@@ -235,7 +235,7 @@ class FastPitchJob:
             return facts
         out = facts.with_replay(ws)
         if ctx.dist.is_main:
-            minutes = sum(float(r.get("duration_s", 0)) for r in out.replay_rows) / 60
+            minutes = _train_minutes(out.replay_rows)
             log.info("replay: %d utterances (%.1f min) of the base voice (%s) train beside %.1f min of yours "
                      "(%s)", len(out.replay_rows), minutes, ", ".join(dict.fromkeys(r["speaker"] for r in out.replay_rows)),
                      user_minutes, ws.root)
@@ -405,6 +405,11 @@ def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str 
         best_metric = "cer_chars" if eval_asr not in (None, "none") else "mcd"
         train_dict.pop("best_metric", None)
     return eval_asr, best_metric
+
+
+def _train_minutes(rows: list[dict]) -> float:
+    """Minutes of audio in the train split of `rows` (what steps_per_minute and replay.ratio count)."""
+    return sum(float(r.get("duration_s", 0)) for r in rows if r.get("split") == "train") / 60
 
 
 def _without_flagged(ws: Workspace, rows: list[dict], verbose: bool) -> list[dict]:

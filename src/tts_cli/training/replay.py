@@ -17,13 +17,12 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from tts_cli.errors import TrainConfigError
-from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl, read_jsonl
+from tts_cli.errors import ConfigError, TrainConfigError
+from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json, atomic_write_jsonl
 
 log = logging.getLogger("tts_cli.train")
 
@@ -42,16 +41,15 @@ class ReplayPlan:
     source: str  # where the sentences came from, for the log and the key
 
 
-def bundled_sentences(language: str) -> tuple[list[str], str] | None:
-    """The sentences a bundled voice in `language` was trained on (teacher_sentences_<lang>.txt),
+def bundled_sentences(language: str) -> Path | None:
+    """The sentence file a bundled voice in `language` was trained on (teacher_sentences_<lang>.txt),
     else the language's sample sentences, else None."""
+    from tts_cli.resources import SENTENCES, resource_file
+
     lang = language.split("-")[0].lower()
-    folder = resources.files("tts_cli.resources") / "sentences"
     for name in (f"teacher_sentences_{lang}.txt", f"sentences_{lang}.txt"):
-        f = folder / name
-        if f.is_file():
-            lines = [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines()]
-            return [ln for ln in lines if ln and not ln.startswith("#")], name
+        if resource_file(SENTENCES, name).is_file():
+            return resource_file(SENTENCES, name)
     return None
 
 
@@ -83,17 +81,19 @@ def plan_replay(replay: dict | None, init_language: str) -> ReplayPlan | None:
         p = Path(path).expanduser()
         if not p.is_file():
             raise TrainConfigError(f"train.replay.sentences: {p}: no such file")
-        sentences = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        source = str(p)
     else:
-        found = bundled_sentences(init_language)
-        if found is None:
+        p = bundled_sentences(init_language)
+        if p is None:
             log.warning("replay off: no bundled sentences in %s, the init checkpoint's language "
                         "(set train.replay.sentences to a file of sentences in it)", init_language)
             return None
-        sentences, source = found
-    if not sentences:
-        raise TrainConfigError(f"train.replay.sentences: {source} holds no sentence")
+    from tts_cli.sample_corpus import read_sentences  # the project's reader: # comments, blank lines
+
+    try:
+        sentences = read_sentences(p)
+    except ConfigError as e:
+        raise TrainConfigError(f"train.replay.sentences: {e}") from None
+    source = str(path) if path else p.name
     return ReplayPlan(ratio, sentences, source)
 
 
@@ -198,7 +198,3 @@ def load_replay(run_dir: Path) -> Workspace | None:
     """The replay set a run made (for --resume), or None."""
     ws = Workspace(run_dir / REPLAY_DIR)
     return ws if (ws.root / KEY_FILE).exists() and ws.manifest.exists() else None
-
-
-def replay_rows(ws: Workspace) -> list[dict]:
-    return read_jsonl(ws.manifest)
