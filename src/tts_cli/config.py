@@ -254,6 +254,16 @@ def check_device(device: str | None, option: str = "--device") -> None:
             raise ConfigError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
+def resolve_device(device: str | None, option: str = "--device") -> str:
+    """The device to use: None / auto mean cuda when this torch sees one, else cpu; others are checked."""
+    check_device(device, option)
+    if device in (None, "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
 def audio_config(cfg: dict) -> AudioConfig:
     return AudioConfig.from_dict(cfg.get("audio"))
 

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from tts_cli.config import check_device
+from tts_cli.config import resolve_device as config_resolve_device
 from tts_cli.errors import ConfigError, SynthesisError
 
 log = logging.getLogger(__name__)
@@ -49,16 +49,11 @@ def auto_threads(sample_s: float = 0.1, cores: int | None = None, reader=_cpu_bu
 
 
 def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
+    """config.resolve_device, its error a SynthesisError."""
     try:
-        check_device(device)
+        return config_resolve_device(device)
     except ConfigError as e:
         raise SynthesisError(str(e)) from None
-    return str(device)
 
 
 def cpu_has_native_bf16() -> bool:

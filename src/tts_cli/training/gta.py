@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from tts_cli.checkpoints.format import CheckpointHeader, require_kind
 from tts_cli.checkpoints.load import build_fastpitch, load_checkpoint
+from tts_cli.config import resolve_device
 from tts_cli.errors import CheckpointError, WorkspaceError
 from tts_cli.training.data import TTSDataset, collate
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_json
@@ -27,7 +28,7 @@ def write_gta_mels(work: str | Path, fastpitch_ckpt: str | Path, device: str | N
         ckpt = require_kind(load_checkpoint(fastpitch_ckpt), "fastpitch", f"--gta {fastpitch_ckpt}")
     except CheckpointError as e:
         raise WorkspaceError(str(e)) from None
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch.device(resolve_device(device))
     model = build_fastpitch(ckpt).eval().to(dev)
     alignment = model.config.alignment
     if alignment == "external" and not all(ws.duration_path(r["id"]).exists() for r in ws.load_manifest()):

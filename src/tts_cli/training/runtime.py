@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tts_cli.config import check_device
+from tts_cli.config import resolve_device
 from tts_cli.errors import ConfigError
 
 
@@ -31,20 +31,16 @@ class DistInfo:
 
 def setup_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]:
     """Read torchrun's env vars; init the process group (nccl on CUDA, gloo on CPU)."""
-    check_device(device)  # ValueError: --device cuda on a CPU-only torch
+    dev = torch.device(resolve_device(device))  # ConfigError: --device cuda on a CPU-only torch
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda") or device == "auto")
     if world <= 1:
-        dev = torch.device(device if device not in (None, "auto") else ("cuda" if want_cuda else "cpu"))
         return DistInfo(), dev
     import torch.distributed as dist
 
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if want_cuda:
+    if dev.type == "cuda":  # one GPU per process
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank), dev
