@@ -11,13 +11,24 @@ import torch
 from tts_cli.models.hifigan import (PRESETS, Discriminators, Generator, HiFiGANConfig, count_parameters,
                                     discriminator_loss, feature_loss, generator_loss)
 from tts_cli.config import DEFAULT_AUDIO
-from tts_cli.errors import VocoderError
+from tts_cli.errors import ConfigError, VocoderError
 from tts_cli.inference.vocoders import load_vocoder
 from tts_cli.checkpoints.hifigan import flat_to_nested_resblocks
 
 REFERENCE = Path("/work/shared/reference/nvidia_hifigan_generator_state_dict.json")
 # V1's layout at 1/16 of the channels: every code path, milliseconds per forward
 SMALL_V1 = {"upsample_initial_channel": 32}
+
+
+def test_config_takes_a_jik876_config_json_but_refuses_a_typo():
+    jik876 = {"resblock": "1", "num_gpus": 0, "batch_size": 16, "learning_rate": 0.0002, "adam_b1": 0.8,
+              "upsample_rates": [8, 8, 2, 2], "upsample_kernel_sizes": [16, 16, 4, 4], "upsample_initial_channel": 128,
+              "resblock_kernel_sizes": [3, 7, 11], "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+              "segment_size": 8192, "num_mels": 80, "n_fft": 1024, "hop_size": 256, "sampling_rate": 22050,
+              "dist_config": {"dist_backend": "nccl"}}
+    assert HiFiGANConfig.from_dict(jik876) == PRESETS["v2"]
+    with pytest.raises(ConfigError, match="upsample_rate"):
+        HiFiGANConfig.from_dict({"preset": "v3", "upsample_rate": [8, 8, 4]})
 
 
 def _randomize(gen: Generator, seed: int = 0) -> Generator:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tts_cli.config import Settings
+from tts_cli.config import Settings, check_known_keys
 from tts_cli.errors import ConfigError
 
 LRELU_SLOPE = 0.1
@@ -38,7 +38,7 @@ LRELU_SLOPE = 0.1
 @dataclass
 class HiFiGANConfig(Settings):
     """The generator's sizes (jik876's V1/V2/V3 presets). `from_dict` accepts a jik876 config.json
-    as it is: its training keys are ignored, not refused (the one lenient section)."""
+    as it is: its training keys are ignored; any other unknown key is an error (a typo)."""
 
     SECTION: ClassVar[str] = "model"
 
@@ -74,15 +74,24 @@ class HiFiGANConfig(Settings):
     @classmethod
     def from_dict(cls, d: dict | None = None) -> "HiFiGANConfig":
         """From a dict with an optional `preset` (v1 | v2 | v3) plus fields; jik876 JSON keys
-        (`num_mels`) are accepted; unknown keys (training settings of a jik876 config) are ignored."""
+        (`num_mels`) are accepted and its training settings ignored; other unknown keys are refused."""
         d = dict(d or {})
         preset = str(d.pop("preset", "v1")).lower()
         if preset not in PRESETS:
             raise ConfigError(f"unknown HiFi-GAN preset {preset!r} (known: {', '.join(PRESETS)})")
-        if "num_mels" in d and "n_mels" not in d:
-            d["n_mels"] = d["num_mels"]
-        known = set(cls.__dataclass_fields__)
-        return replace(PRESETS[preset], **{k: v for k, v in d.items() if k in known})
+        if "num_mels" in d:
+            d.setdefault("n_mels", d["num_mels"])
+        d = {k: v for k, v in d.items() if k not in JIK876_TRAINING_KEYS}
+        check_known_keys("model", d, cls)
+        return replace(PRESETS[preset], **d)
+
+
+# jik876/hifi-gan config.json keys that are not the generator's sizes (what a copied config brings)
+JIK876_TRAINING_KEYS = frozenset({
+    "num_mels", "num_gpus", "batch_size", "learning_rate", "adam_b1", "adam_b2", "lr_decay", "seed", "segment_size",
+    "num_freq", "n_fft", "hop_size", "win_size", "sampling_rate", "fmin", "fmax", "fmax_for_loss", "num_workers",
+    "dist_config",
+})
 
 
 PRESETS: dict[str, HiFiGANConfig] = {
