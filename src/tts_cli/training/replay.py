@@ -48,8 +48,9 @@ def bundled_sentences(language: str) -> Path | None:
 
     lang = language.split("-")[0].lower()
     for name in (f"teacher_sentences_{lang}.txt", f"sentences_{lang}.txt"):
-        if resource_file(SENTENCES, name).is_file():
-            return resource_file(SENTENCES, name)
+        f = resource_file(SENTENCES, name)
+        if f.is_file():
+            return f
     return None
 
 
