@@ -271,6 +271,38 @@ def test_init_from_bundled(voices_root, use_voices, tmp_path):
     assert s["step"] == 1 and s["load_report"]
 
 
+def test_bundled_means_the_voice_of_the_workspace_language(voices_root, use_voices, tmp_path):
+    """`bundled` / align's `auto` pick the bundled voice that speaks the workspace's language (a
+    base that already speaks it learns a new speaker from minutes far better), else the default."""
+    from tts_cli.stages.align_training import resolve_init_from as aligner_init
+    from tts_cli.stages.train import train
+
+    root = tmp_path / "voices"
+    shutil.copytree(voices_root / NAME, root / NAME)  # language es, the default (first by name)
+    shutil.copytree(voices_root / NAME, root / "zz_en")
+    meta = json.loads((root / "zz_en" / "voice.json").read_text(encoding="utf-8"))
+    meta.update(name="zz_en", language="en")
+    meta["files"]["aligner"] = "aligner.pt"
+    (root / "zz_en" / "aligner.pt").write_bytes(b"")
+    (root / "zz_en" / "voice.json").write_text(json.dumps(meta), encoding="utf-8")
+    use_voices(root)
+
+    assert voices.default_voice().name == NAME
+    assert voices.default_voice("en-us").name == voices.default_voice("EN_GB").name == "zz_en"
+    assert voices.default_voice("es-419").name == voices.default_voice("fr").name == NAME
+    en = voices.get_voice("zz_en")
+    assert voices.resolve_init_from("bundled", language="en-us") == en.acoustic_path
+    assert voices.resolve_init_from(f"bundled:{NAME}", language="en-us") == voices.get_voice(NAME).acoustic_path
+    assert aligner_init("auto", "en-us") == aligner_init("bundled", "en") == en.aligner_path
+    assert aligner_init("auto", "es") is None  # es_test ships no aligner: from scratch
+
+    work = make_workspace(tmp_path / "work", n_utts=6, n_val=1, seed=3)
+    cfg = work / "config.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("language: es", "language: en-us"), encoding="utf-8")
+    train(work, tmp_path / "ft", config="finetune_es", steps=1, num_workers=0, batch_frames=400, progress=False)
+    assert str(en.acoustic_path) in (tmp_path / "ft" / "config.yaml").read_text(encoding="utf-8")
+
+
 def test_voice_ships_an_aligner_that_tts_align_starts_from(run_dir, use_voices, tmp_path):  # noqa: F811
     from test_stage_align import TINY, boundary_error, make_workspace as make_align_workspace
 

@@ -230,8 +230,27 @@ def default_voice_name() -> tuple[str | None, Path | None]:
     return None, None
 
 
-def default_voice() -> Voice | None:
-    """The voice `default.txt` names, else the only / first voice, else None."""
+def same_language(a: str, b: str) -> int:
+    """2 for the same language tag (en-us, en-US), 1 for the same language (en-us, en), else 0."""
+    a, b = str(a or "").strip().lower().replace("_", "-"), str(b or "").strip().lower().replace("_", "-")
+    if not a or not b:
+        return 0
+    return 2 if a == b else int(a.split("-")[0] == b.split("-")[0])
+
+
+def default_voice(language: str | None = None) -> Voice | None:
+    """The voice `default.txt` names, else the only / first voice, else None. With `language`
+    (a workspace's, to fine-tune from): the bundled voice of that language when there is one
+    (same tag first, then same language), else the default: a base voice that already speaks
+    the language learns a new speaker from minutes of audio far better than one of another."""
+    if language:
+        ranked = sorted(((same_language(v.language, language), v.name, v) for v in list_voices(errors=[])),
+                        key=lambda t: (-t[0], t[1]))
+        if ranked and ranked[0][0] > 0:
+            default = default_voice()
+            if default is not None and same_language(default.language, language) == ranked[0][0]:
+                return default
+            return ranked[0][2]
     name, source = default_voice_name()
     if name is not None:
         try:
@@ -255,8 +274,10 @@ def voice_of(path: str | os.PathLike | None) -> Voice | None:
         return None
 
 
-def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") -> Path | None:
-    """`bundled` (the default voice) or `bundled:<name>` -> that voice's acoustic (or vocoder, or
+def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic",
+                      language: str | None = None) -> Path | None:
+    """`bundled` (the default voice; with `language`, the bundled voice of that language if there
+    is one, `default_voice`) or `bundled:<name>` -> that voice's acoustic (or vocoder, or
     aligner) checkpoint; any other value is a path, returned as is. VoiceError when no voice fits."""
     if spec is None or str(spec).strip() == "":
         return None
@@ -272,7 +293,7 @@ def resolve_init_from(spec: str | os.PathLike | None, part: str = "acoustic") ->
         except VoiceError as e:
             raise VoiceError(f"--init-from {s}: {e}; or {hint}") from None
     else:
-        voice = default_voice()
+        voice = default_voice(language)
         if voice is None:
             where = ", ".join(str(d) for d in voices_dirs())
             raise VoiceError(f"--init-from {s}: no voice is bundled (none with a {VOICE_FILE} in {where}); {hint}, "

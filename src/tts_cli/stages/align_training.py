@@ -285,7 +285,7 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
     settings and query features; "auto" passes over one that does not fit (said so), else an error."""
     auto = is_auto(cfg.init_from)
     try:
-        source = resolve_init_from(cfg.init_from)
+        source = resolve_init_from(cfg.init_from, workspace_language(ws))
         if source is None:
             return None, None
         model, dims = aligner_from_checkpoint(source, symbols, n_mel, cfg.temperature, new_symbols=True)
@@ -311,18 +311,23 @@ def is_auto(spec: str) -> bool:
     return str(spec or "").strip().lower() == "auto"
 
 
-def resolve_init_from(spec: str) -> Path | None:
+def workspace_language(ws: Workspace) -> str | None:
+    return (ws.load_config(missing_ok=True).get("text") or {}).get("language")
+
+
+def resolve_init_from(spec: str, language: str | None = None) -> Path | None:
     """`init_from` -> the aligner file to start from, or None (from scratch): "none" (or "");
-    "auto" (the default voice's aligner, None when there is none); "bundled" / "bundled:NAME";
-    a path to an aligner.pt or a FastPitch checkpoint with its joint aligner (it must exist)."""
+    "auto" (the aligner of the bundled voice of `language` if one is bundled, else of the default
+    voice; None when there is none); "bundled" / "bundled:NAME"; a path to an aligner.pt or a
+    FastPitch checkpoint with its joint aligner (it must exist)."""
     spec = str(spec or "").strip()
     if spec.lower() in ("", "none", "scratch"):
         return None
     try:
         if is_auto(spec):
-            voice = default_voice()
+            voice = default_voice(language)
             return voice.aligner_path if voice is not None else None
-        path = voice_file(spec, part="aligner")
+        path = voice_file(spec, part="aligner", language=language)
     except VoiceError as e:
         raise AlignmentError(str(e)) from None
     path = Path(path).expanduser()

@@ -129,7 +129,8 @@ class FastPitchJob:
     def prepare(self, ctx: RunContext) -> TrainingPlan:
         o = self._options(ctx)
         init_path, init_ckpt = (None, None) if ctx.resume_ckpt is not None else \
-            _init_checkpoint(o.init_from, ctx.cfg["train"].get("init_from"), ctx.console, ctx.dist.is_main)
+            _init_checkpoint(o.init_from, ctx.cfg["train"].get("init_from"), ctx.console, ctx.dist.is_main,
+                             language=(ctx.ws.load_config(missing_ok=True).get("text") or {}).get("language"))
         facts = self._with_replay(ctx, _Facts.read(ctx.ws), init_ckpt)
         settings, task_settings = self._settings(ctx, facts, o)
         model_cfg = self._model_config(ctx, facts, o, init_ckpt)
@@ -356,12 +357,14 @@ def inherit_architecture(model_section: dict, src_config: dict | None) -> tuple[
     return merged, True
 
 
-def _init_checkpoint(init_from, recipe_init, console, is_main: bool) -> tuple[Path | None, dict | None]:
+def _init_checkpoint(init_from, recipe_init, console, is_main: bool,
+                     language: str | None = None) -> tuple[Path | None, dict | None]:
     """(path, loaded checkpoint) for fine-tuning: --init-from, else the recipe's train.init_from;
-    `bundled` / `bundled:<name>` name a bundled voice."""
+    `bundled` / `bundled:<name>` name a bundled voice (`bundled`: the one of the workspace's language
+    when one is bundled, else the default voice)."""
     spec = init_from if init_from not in (None, "") else recipe_init
     try:
-        path = resolve_init_from(spec)
+        path = resolve_init_from(spec, language=language)
     except VoiceError as e:
         raise TrainConfigError(str(e)) from None
     if path is None:
