@@ -386,6 +386,8 @@ def test_a_finished_aligner_without_its_run_folder_is_used_not_retrained(tmp_pat
     assert s["trained_steps"] == 0 and s["kept"] == s["aligned"]
     assert (tmp_path / "aligner.pt").read_bytes() == before
     assert align(tmp_path, steps=12, config=TINY)["trained_steps"] == 12  # more steps: a new run
+    shutil.rmtree(tmp_path / "align_run")
+    assert align(tmp_path, steps=12, config=TINY, force=True)["trained_steps"] == 12  # --force: anew all the same
 
 
 def test_an_interrupted_aligner_run_stops_align_and_writes_no_aligner(tmp_path, monkeypatch):

@@ -97,8 +97,9 @@ def train_aligner(ws: Workspace, items: list[Utterance], symbols: list[str], n_m
     WORK/aligner.pt is written from the result. Returns (model, info). fresh: start anew whatever
     the run holds (aligner.pt is replaced only when the new run finishes, so a start that fails keeps it)."""
     run = ws.root / RUN_DIR
-    if fresh and run.exists():
-        shutil.rmtree(run / "checkpoints", ignore_errors=True)
+    if fresh:
+        if run.exists():
+            shutil.rmtree(run / "checkpoints", ignore_errors=True)
     elif not (run / "checkpoints" / "last.pt").exists():
         done = _finished_aligner(ws, cfg, symbols, n_mel, device)
         if done is not None:  # a complete aligner.pt without its run folder (copied, or an older tts-cli)
