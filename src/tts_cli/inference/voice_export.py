@@ -122,7 +122,8 @@ def export_voice(
     overwrite: bool = False,
     console=None,
 ) -> Voice:
-    """Make the voice `name` from a FastPitch checkpoint (+ a HiFi-GAN one; None = Griffin-Lim).
+    """Make the voice `name` from a FastPitch checkpoint (+ a HiFi-GAN one; None = the default
+    vocoder, the universal HiFi-GAN V1).
 
     out_dir: the voices folder (the voice goes to OUT_DIR/NAME/), or the voice folder itself when it
     is already called NAME. Checkpoints may be files or `tts train` run folders (best.pt, else
@@ -218,7 +219,7 @@ def _voice_json(name: str, ckpt: dict, acoustic: dict, info: dict, notices: list
                   "notices": notices, **({"aligner": ALIGNER_FILE} if ALIGNER_FILE in info else {})},
         "acoustic": info[ACOUSTIC_FILE],
         **({"aligner": info[ALIGNER_FILE]} if info.get(ALIGNER_FILE) else {}),
-        "vocoder": info.get(VOCODER_FILE) or {"model": "Griffin-Lim"},
+        "vocoder": info.get(VOCODER_FILE) or {"model": "default (universal HiFi-GAN V1)"},
         "training": training,
         "created": date.today().isoformat(),
     }
