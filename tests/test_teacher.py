@@ -10,8 +10,8 @@ import pytest
 from tts_cli.teacher import unavailable_reason
 from tts_cli.resources import resource_dir
 from tts_cli.errors import CorpusError
-from tts_cli.teacher.corpus import make_corpus, plan_sentences, read_sentences
-from tts_cli.teacher.kokoro import (SPANISH_VOICES, STYLE_DIM, STYLE_ROWS, VOICES_DIR, kokoro_postprocess,
+from tts_cli.teacher.corpus import default_sentences, make_corpus, plan_sentences, read_sentences
+from tts_cli.teacher.kokoro import (ENGLISH_VOICES, SPANISH_VOICES, STYLE_DIM, STYLE_ROWS, VOICES_DIR, kokoro_postprocess,
                                     load_vocab, load_voice, tokenize)
 
 SENTENCES = resource_dir("sentences")
@@ -22,12 +22,19 @@ needs_teacher = pytest.mark.skipif(REASON is not None, reason=f"[teacher] extra 
 # ----------------------------------------------------------------------------- always
 
 def test_vendored_voices_and_notice():
-    for voice in SPANISH_VOICES:
+    for voice in SPANISH_VOICES + ENGLISH_VOICES:
         table = load_voice(voice)
         assert table.shape == (STYLE_ROWS, STYLE_DIM) and np.isfinite(table).all()
     notice = (VOICES_DIR / "NOTICE").read_text()
     assert "hexgrad" in notice and "kokoro-js" in notice
     assert "Apache License" in (VOICES_DIR / "LICENSE").read_text()
+
+
+def test_teacher_sentences_follow_the_language():
+    assert default_sentences("es").name == default_sentences("fr").name == "teacher_sentences_es.txt"
+    english = [t for _, t in read_sentences(default_sentences("en-us"))]
+    assert default_sentences("en-us").name == "teacher_sentences_en.txt"
+    assert len(english) == 500 and len(set(english)) == 500 and english[0].startswith("Author of the danger trail")
 
 
 def test_kokoro_postprocess_maps_tied_pairs_and_drops_ties():

@@ -292,7 +292,7 @@ def voices() -> None:
 @app.command("export-voice")
 def export_voice(
     model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint or `tts train` run folder (its best.pt, else last.pt)."),
-    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint or run folder (default: none, the voice uses Griffin-Lim)."),
+    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="HiFi-GAN checkpoint or run folder (default: none, the voice speaks through the default vocoder, the universal HiFi-GAN V1)."),
     name: str = typer.Option(..., "--name", "-n", help="Voice name (the folder name; `tts synthesize --voice NAME`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Voices folder (found by `tts voices` via TTS_VOICES_DIR, or src/tts_cli/resources/voices in a checkout): the voice goes to OUT/NAME/."),
     licence: str = typer.Option("NOASSERTION", "--licence", "--license", help="SPDX licence id of the voice (e.g. CC-BY-4.0, Apache-2.0)."),
@@ -329,19 +329,19 @@ def export_voice(
 def make_corpus(
     out: Path = typer.Option(..., "--out", "-o", help="Corpus folder to write (LJSpeech layout)."),
     teacher: str = typer.Option("kokoro", "--teacher", help="Teacher voice engine (kokoro; needs the optional extra 'teacher')."),
-    voice: str = typer.Option("ef_dora", "--voice", "-v", help="Teacher voice; several comma-separated give one sub-folder each (ef_dora, em_alex, em_santa)."),
-    sentences: Optional[Path] = typer.Option(None, "--sentences", "-s", help="Sentence file, one a line (default: the bundled teacher_sentences_es.txt)."),
+    voice: str = typer.Option("ef_dora", "--voice", "-v", help="Teacher voice; several comma-separated give one sub-folder each (Spanish: ef_dora, em_alex, em_santa; English: af_heart, am_michael)."),
+    sentences: Optional[Path] = typer.Option(None, "--sentences", "-s", help="Sentence file, one a line (default: the bundled teacher_sentences_<language>.txt, es or en)."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes, one thread each (0 = all cores)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first K sentences."),
     speed: float = typer.Option(1.0, "--speed", help="Teacher speaking rate (0.85-0.9 is close to read speech)."),
-    language: str = typer.Option("es", "--language", "-l", help="espeak-ng language for the teacher (es, es-419)."),
+    language: str = typer.Option("es", "--language", "-l", help="espeak-ng language for the teacher (es, es-419, en-us)."),
 ) -> None:
     """Make a training corpus: a teacher voice reads a sentence list (audio + its phoneme durations)."""
-    from tts_cli.teacher.corpus import DEFAULT_SENTENCES
+    from tts_cli.teacher.corpus import default_sentences
     from tts_cli.teacher.corpus import make_corpus as run
 
     try:
-        run(teacher=teacher, voice=voice, sentences=sentences or DEFAULT_SENTENCES, out=out, workers=workers,
+        run(teacher=teacher, voice=voice, sentences=sentences or default_sentences(language), out=out, workers=workers,
             limit=limit, speed=speed, language=language)
     except KeyboardInterrupt:
         raise typer.Exit(130)

