@@ -65,3 +65,31 @@ def test_synthesize_with_no_model_speaks_each_speaker_at_its_own_pitch(tmp_path)
         f0[speaker] = _median_f0(out)
     # teacher voices: ef_dora ~175 Hz, em_alex ~130 Hz; the model must keep them apart
     assert f0["ef_dora"] > 1.15 * f0["em_alex"], f0
+
+
+def test_the_english_voice_is_bundled_safe_and_what_english_workspaces_start_from(tmp_path):
+    """en_base: es_base fine-tuned on Kokoro American English (`make voice-en`); `bundled` and
+    align's `auto` resolve to it (acoustic model and aligner) for an English workspace only."""
+    from tts_cli.inference.voices import resolve_init_from
+    from tts_cli.stages.align_training import resolve_init_from as aligner_init
+
+    voice = get_voice("en_base")
+    assert voice.language == "en-us" and voice.speakers == ["af_heart", "am_michael"]
+    assert voice.licence == "Apache-2.0" and "CMU ARCTIC" in (voice.path / "NOTICE").read_text()
+    ckpt = torch.load(voice.acoustic_path, map_location="cpu", weights_only=True)
+    assert ckpt["kind"] == "fastpitch" and "optimizer" not in ckpt and ckpt["text"]["language"] == "en-us"
+    torch.load(voice.aligner_path, map_location="cpu", weights_only=True)
+    assert resolve_init_from("bundled", language="en-us") == voice.acoustic_path
+    assert aligner_init("auto", "en-us") == voice.aligner_path
+    es = get_voice(NAME)
+    assert resolve_init_from("bundled", language="es") == resolve_init_from("bundled", language="it") == es.acoustic_path
+    assert default_voice().name == NAME  # synthesis without a model still speaks Spanish
+
+    out = tmp_path / "en.wav"
+    res = CliRunner().invoke(app, ["synthesize", "Please leave a message after the tone.", "--voice", "en_base",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    from tts_cli.audio import load_audio
+
+    wav = load_audio(out, 22050)
+    assert 1.0 < len(wav) / 22050 < 6.0 and np.abs(wav).max() > 0.05

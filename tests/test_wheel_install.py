@@ -41,7 +41,10 @@ def test_wheel_holds_the_package_data(wheel):
                  "tts_cli/resources/recipes/finetune_es.yaml", "tts_cli/resources/recipes/demo_es.yaml",
                  "tts_cli/resources/sentences/sentences_es.txt",
                  "tts_cli/resources/sentences/teacher_sentences_es.txt",
-                 "tts_cli/resources/notices/es_base/NOTICE"):
+                 "tts_cli/resources/notices/es_base/NOTICE",
+                 "tts_cli/resources/voices/default.txt", "tts_cli/resources/voices/en_base/voice.json",
+                 "tts_cli/resources/voices/en_base/aligner.pt", "tts_cli/resources/voices/kokoro/af_heart.bin",
+                 "tts_cli/resources/sentences/teacher_sentences_en.txt"):
         assert name in names, name
 
 
