@@ -56,7 +56,7 @@ voice: install
 
 # Build the bundled English voice src/tts_cli/resources/voices/en_base: es_base fine-tuned on 62 min of
 # American English from the Kokoro teacher (af_heart, am_michael reading the 500 sentences of
-# teacher_sentences_en.txt); its aligner is es_base's, trained on; about 1 h on 2 CPU cores.
+# teacher_sentences_en.txt); its aligner is es_base's, trained on; about 45 min on 2 CPU cores.
 # `tts align` and `tts train --config finetune_es` on an English workspace start from it.
 VOICE_EN ?= voice_en
 voice-en: install
