@@ -223,6 +223,10 @@ class Workspace:
             raise WorkspaceError(f"{self.root}: no config.yaml; run `tts preprocess` first")
         return yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
 
+    def language(self) -> str | None:
+        """The text language `tts preprocess` wrote into config.yaml (None without one)."""
+        return (self.load_config(missing_ok=True).get("text") or {}).get("language")
+
 
 class RunFolder:
     """A `tts train --out` folder, read side: which checkpoint the run offers.

@@ -57,4 +57,10 @@ def resource_file(folder: str, name: str) -> Path:
     return resource_dir(folder) / name
 
 
-__all__ = ["resource_dir", "resource_file", "VOICES", "RECIPES", "SENTENCES", "NOTICES"]
+def language_file(folder: str, stem: str, language: str) -> Path | None:
+    """`<stem>_<lang>.txt` in `resource_dir(folder)` for a language tag (en-us -> en), or None."""
+    path = resource_file(folder, f"{stem}_{str(language).split('-')[0].lower()}.txt")
+    return path if path.is_file() else None
+
+
+__all__ = ["resource_dir", "resource_file", "language_file", "VOICES", "RECIPES", "SENTENCES", "NOTICES"]

@@ -29,7 +29,7 @@ from tts_cli.workspace import Workspace, atomic_write_jsonl, atomic_write_text, 
 from .align_data import clear_mel_cache, load_items, load_mel, query_features
 from .align_durations import extract_durations
 from .align_settings import learned_settings, workspace_config
-from .align_training import aligner_from_checkpoint, is_auto, resolve_init_from, train_aligner, workspace_language
+from .align_training import aligner_from_checkpoint, is_auto, resolve_init_from, train_aligner
 
 
 def align(work: str | Path, steps: int | None = None, batch_size: int | None = None, device: str = "cpu",
@@ -57,7 +57,7 @@ def align(work: str | Path, steps: int | None = None, batch_size: int | None = N
     cfg = learned_settings(cfg_all, steps, batch_size, init_from)  # checked before aligner.pt or durations are replaced
     check_device(device)
     if from_checkpoint is None and not is_auto(cfg.init_from):
-        resolve_init_from(cfg.init_from, workspace_language(ws))  # a missing file or voice fails here, before --force removes anything
+        resolve_init_from(cfg.init_from, ws.language())  # a missing file or voice fails here, before --force removes anything
 
     items, skipped = load_items(ws, rows, symbols, console, cfg.zero_width_stress)
     if not items:

@@ -286,7 +286,7 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
     settings and query features; "auto" passes over one that does not fit (said so), else an error."""
     auto = is_auto(cfg.init_from)
     try:
-        source = resolve_init_from(cfg.init_from, workspace_language(ws))
+        source = resolve_init_from(cfg.init_from, ws.language())
         if source is None:
             return None, None
         model, dims = aligner_from_checkpoint(source, symbols, n_mel, cfg.temperature, new_symbols=True)
@@ -310,10 +310,6 @@ def _init_model(ws: Workspace, cfg: AlignConfig, symbols: list[str], n_mel: int,
 
 def is_auto(spec: str) -> bool:
     return str(spec or "").strip().lower() == "auto"
-
-
-def workspace_language(ws: Workspace) -> str | None:
-    return (ws.load_config(missing_ok=True).get("text") or {}).get("language")
 
 
 def resolve_init_from(spec: str, language: str | None = None) -> Path | None:

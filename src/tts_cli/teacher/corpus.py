@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 from tts_cli.audio import save_wav
 from tts_cli.errors import CorpusError, TeacherInputError
-from tts_cli.resources import SENTENCES, resource_file
+from tts_cli.resources import SENTENCES, language_file, resource_file
 from tts_cli.teacher import load_teacher, unavailable_reason
 from tts_cli.teacher.kokoro import VOICES_DIR
 from tts_cli.workers import die_with_parent
@@ -37,8 +37,7 @@ DEFAULT_SENTENCES = resource_file(SENTENCES, "teacher_sentences_es.txt")
 def default_sentences(language: str = "es") -> Path:
     """The bundled sentence list for a teacher language (teacher_sentences_<lang>.txt: es, en),
     else the Spanish one."""
-    path = resource_file(SENTENCES, f"teacher_sentences_{str(language).split('-')[0].lower()}.txt")
-    return path if path.is_file() else DEFAULT_SENTENCES
+    return language_file(SENTENCES, "teacher_sentences", language) or DEFAULT_SENTENCES
 # Bump when the audio or files for the same settings change, so old corpora are not mixed in.
 CORPUS_VERSION = 1
 # Settings that change the audio: a folder made with others is not resumed.

@@ -130,7 +130,7 @@ class FastPitchJob:
         o = self._options(ctx)
         init_path, init_ckpt = (None, None) if ctx.resume_ckpt is not None else \
             _init_checkpoint(o.init_from, ctx.cfg["train"].get("init_from"), ctx.console, ctx.dist.is_main,
-                             language=(ctx.ws.load_config(missing_ok=True).get("text") or {}).get("language"))
+                             language=ctx.ws.language())
         facts = self._with_replay(ctx, _Facts.read(ctx.ws), init_ckpt)
         settings, task_settings = self._settings(ctx, facts, o)
         model_cfg = self._model_config(ctx, facts, o, init_ckpt)

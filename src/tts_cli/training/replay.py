@@ -44,14 +44,9 @@ class ReplayPlan:
 def bundled_sentences(language: str) -> Path | None:
     """The sentence file a bundled voice in `language` was trained on (teacher_sentences_<lang>.txt),
     else the language's sample sentences, else None."""
-    from tts_cli.resources import SENTENCES, resource_file
+    from tts_cli.resources import SENTENCES, language_file
 
-    lang = language.split("-")[0].lower()
-    for name in (f"teacher_sentences_{lang}.txt", f"sentences_{lang}.txt"):
-        f = resource_file(SENTENCES, name)
-        if f.is_file():
-            return f
-    return None
+    return language_file(SENTENCES, "teacher_sentences", language) or language_file(SENTENCES, "sentences", language)
 
 
 def plan_replay(replay: dict | None, init_language: str) -> ReplayPlan | None:
