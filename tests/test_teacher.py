@@ -34,7 +34,7 @@ def test_teacher_sentences_follow_the_language():
     assert default_sentences("es").name == default_sentences("fr").name == "teacher_sentences_es.txt"
     english = [t for _, t in read_sentences(default_sentences("en-us"))]
     assert default_sentences("en-us").name == "teacher_sentences_en.txt"
-    assert len(english) == 500 and len(set(english)) == 500 and english[0].startswith("Author of the danger trail")
+    assert len(english) == 1072 and len(set(english)) == 1072 and english[0].startswith("Author of the danger trail")
 
 
 def test_kokoro_postprocess_maps_tied_pairs_and_drops_ties():
