@@ -34,7 +34,7 @@ from tts_cli.errors import (
 )
 from tts_cli.evaluation.asr import resolve_asr_name
 from tts_cli.evaluation.held_out import held_out_check
-from tts_cli.inference.voices import resolve_init_from
+from tts_cli.inference.voices import resolve_init_from, same_language
 from tts_cli.models.fastpitch import PRESETS, FastPitch, FastPitchConfig
 from tts_cli.models.hifigan import PRESETS as VOCODER_PRESETS
 from tts_cli.training.data import (BucketBatchSampler, ConcatTTSDataset, TTSDataset, collate, ignore_signals,
@@ -132,7 +132,7 @@ class FastPitchJob:
             _init_checkpoint(o.init_from, ctx.cfg["train"].get("init_from"), ctx.console, ctx.dist.is_main,
                              language=ctx.ws.language())
         facts = self._with_replay(ctx, _Facts.read(ctx.ws), init_ckpt)
-        settings, task_settings = self._settings(ctx, facts, o)
+        settings, task_settings = self._settings(ctx, facts, o, init_ckpt)
         model_cfg = self._model_config(ctx, facts, o, init_ckpt)
         # model (+ fine-tuning init, freezing, pitch statistics of this workspace)
         seed_everything(settings.seed)
@@ -193,19 +193,20 @@ class FastPitchJob:
         return replace(o, lr=None, batch_frames=None, max_frames=None, alignment=None,
                        freeze=tuple(ctx.cfg.get("train", {}).get("freeze", ())))
 
-    def _settings(self, ctx: RunContext, facts: _Facts, o: FastPitchOptions):
+    def _settings(self, ctx: RunContext, facts: _Facts, o: FastPitchOptions, init_ckpt=None):
         """(TrainSettings, FastPitchTaskSettings) from the recipe's `train:` section and the options."""
         train_dict = dict(ctx.cfg["train"])
         train_dict.pop("freeze", None)
         train_dict.pop("init_from", None)
         train_dict.pop("replay", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
-        if o.steps is None and "steps" not in train_dict and train_dict.get("steps_per_minute"):
+        rate_key, why = _steps_rate(train_dict, init_ckpt, ctx.ws.language())
+        if o.steps is None and "steps" not in train_dict and rate_key:
             minutes = _train_minutes(facts.rows)
-            train_dict["steps"] = max(1, round(float(train_dict["steps_per_minute"]) * minutes))
+            train_dict["steps"] = max(1, round(float(train_dict[rate_key]) * minutes))
             if ctx.dist.is_main:
-                log.info("steps = %d (%.4g steps per minute x %.1f min of training audio)",
-                         train_dict["steps"], train_dict["steps_per_minute"], minutes)
+                log.info("steps = %d (%.4g steps per minute x %.1f min of training audio%s)",
+                         train_dict["steps"], train_dict[rate_key], minutes, why)
         eval_asr, best_metric = _resolve_auto_eval(train_dict, o.eval_asr, o.best_metric)
         settings = train_settings(train_dict, steps=o.steps, lr=o.lr, batch_frames=o.batch_frames,
                                   max_frames=o.max_frames, compile=o.compile, num_workers=o.num_workers, seed=o.seed,
@@ -408,6 +409,17 @@ def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str 
         best_metric = "cer_chars" if eval_asr not in (None, "none") else "mcd"
         train_dict.pop("best_metric", None)
     return eval_asr, best_metric
+
+
+def _steps_rate(train: dict, init_ckpt, language: str | None) -> tuple[str | None, str]:
+    """(the recipe key that sets steps per minute, why it was chosen). A base voice that already
+    speaks the workspace's language needs far fewer steps to learn a new speaker than one of
+    another language (`steps_per_minute_in_language`); the checkpoint must name its language."""
+    if init_ckpt is not None and train.get("steps_per_minute_in_language"):
+        base = (init_ckpt.get("text") or {}).get("language")
+        if base and language and same_language(base, language):
+            return "steps_per_minute_in_language", f"; the init voice speaks {base}"
+    return ("steps_per_minute" if train.get("steps_per_minute") else None), ""
 
 
 def _train_minutes(rows: list[dict]) -> float:

@@ -42,6 +42,8 @@ class TrainSettings(Settings):
     max_nonfinite: int = 10  # consecutive non-finite steps before the run stops
     num_workers: int = 2
     steps_per_minute: float | None = None  # when steps is unset: steps = this x minutes of train audio
+    # the same, when the init checkpoint (fine-tuning) already speaks the workspace's language
+    steps_per_minute_in_language: float | None = None
     eval_every: int = 0  # quick objective evaluation every N steps (and at the last step); 0 = off
     eval_asr: str = "none"  # recogniser for the evaluation's CER: none | whisper-base
     eval_utterances: int = 4  # validation utterances evaluated each time
@@ -63,8 +65,9 @@ class TrainSettings(Settings):
         for name in ("max_frames", "max_batch_size"):
             if getattr(self, name) is not None:
                 check_number(name, getattr(self, name), low=1, integer=True)
-        if self.steps_per_minute is not None:
-            check_number("steps_per_minute", self.steps_per_minute, low=0, low_open=True)
+        for name in ("steps_per_minute", "steps_per_minute_in_language"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), low=0, low_open=True)
         check_number("ema_decay", self.ema_decay, low=0, high=0.99999)  # 1 would never move
         check_choice("optimizer", str(self.optimizer).lower(), ("lamb", "adamw", "adam"))
         check_choice("schedule", str(self.schedule).lower(), ("noam", "constant"))
