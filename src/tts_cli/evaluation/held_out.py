@@ -59,7 +59,7 @@ def held_out_check(ws: Workspace, summary: dict, meta: dict, asr: str, console, 
                           f"({100 * own:.0f} %): short or unusual prompts; judge the voice by listening to "
                           f"{Path(path).parent.parent}/samples", highlight=False)
         elif cer > INTELLIGIBLE_CER:
-            console.print(f"[bold yellow]warning:[/] the voice is not intelligible yet (CER {100 * cer:.0f} % > "
+            console.print(f"[bold yellow]warning:[/] the voice is not intelligible yet (CER {100 * cer:.1f} % > "
                           f"{100 * INTELLIGIBLE_CER:.0f} %): listen to {Path(path).parent.parent}/samples, check "
                           "WORK/align_report.jsonl, or train longer / on more data", highlight=False)
     elif mcd is not None:
