@@ -29,8 +29,10 @@ def make_workspace(
     lengths: Sequence[int] | None = None,
     durations: bool = True,
     extra_symbols_json: dict | None = None,
+    language: str = "es",
 ) -> Path:
-    """A workspace at `root`; `lengths` (symbols per utterance) overrides the random lengths."""
+    """A workspace at `root`; `lengths` (symbols per utterance) overrides the random lengths;
+    `language` is the text language its config.yaml and symbols.json name."""
     from tts_cli.workspace import atomic_save_npy, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
     root = Path(root)
@@ -64,12 +66,12 @@ def make_workspace(
             "split": "val" if u >= n_utts - n_val else "train",
         })
     atomic_write_jsonl(root / "manifest.jsonl", rows)
-    atomic_write_json(root / "symbols.json", {"symbols": symbols, "pad": "_", "language": "es",
+    atomic_write_json(root / "symbols.json", {"symbols": symbols, "pad": "_", "language": language,
                                               "text_type": "phonemes", **(extra_symbols_json or {})})
     atomic_write_text(root / "config.yaml", (
         "audio:\n  sample_rate: 22050\n  n_fft: 1024\n  hop_length: 256\n  win_length: 1024\n  n_mels: %d\n"
         "  fmin: 0.0\n  fmax: 8000.0\n  log_clamp: 1.0e-05\n"
-        "text:\n  language: es\n  text_type: phonemes\n  normalize: true\n  keep_stress: true\n" % n_mels
+        "text:\n  language: %s\n  text_type: phonemes\n  normalize: true\n  keep_stress: true\n" % (n_mels, language)
     ))
     all_voiced = np.concatenate([np.concatenate(v) for v in voiced_by_speaker.values() if v])
     stats = {

@@ -367,8 +367,6 @@ def test_init_from_other_symbol_set_and_freeze(work, tmp_path):
 def test_steps_per_minute_in_language_when_the_init_voice_speaks_it(work, tmp_path):
     """Fine-tuning from a base in the workspace's language takes the recipe's in-language rate;
     from a base of another language (or training from scratch), the plain one."""
-    import yaml
-
     run_train(work, tmp_path / "pre", cfg(2))  # its checkpoint says `language: es`, as the workspace
     rows = [r for r in Workspace(work).load_manifest() if r["split"] == "train"]
     minutes = sum(r["duration_s"] for r in rows) / 60
@@ -377,10 +375,7 @@ def test_steps_per_minute_in_language_when_the_init_voice_speaks_it(work, tmp_pa
     base = tmp_path / "pre/checkpoints/last.pt"
     assert run_train(work, tmp_path / "same", config, init_from=base)["step"] == 2
     assert run_train(work, tmp_path / "scratch", config)["step"] == 3
-    other = make_workspace(tmp_path / "work_it", n_utts=10, n_val=2)
-    conf = yaml.safe_load((other / "config.yaml").read_text())
-    conf["text"]["language"] = "it"
-    (other / "config.yaml").write_text(yaml.safe_dump(conf))
+    other = make_workspace(tmp_path / "work_it", n_utts=10, n_val=2, language="it")
     assert run_train(other, tmp_path / "other", config, init_from=base)["step"] == 3
 
 

@@ -296,9 +296,7 @@ def test_bundled_means_the_voice_of_the_workspace_language(voices_root, use_voic
     assert aligner_init("auto", "en-us") == aligner_init("bundled", "en") == en.aligner_path
     assert aligner_init("auto", "es") is None  # es_test ships no aligner: from scratch
 
-    work = make_workspace(tmp_path / "work", n_utts=6, n_val=1, seed=3)
-    cfg = work / "config.yaml"
-    cfg.write_text(cfg.read_text(encoding="utf-8").replace("language: es", "language: en-us"), encoding="utf-8")
+    work = make_workspace(tmp_path / "work", n_utts=6, n_val=1, seed=3, language="en-us")
     train(work, tmp_path / "ft", config="finetune_es", steps=1, num_workers=0, batch_frames=400, progress=False)
     assert str(en.acoustic_path) in (tmp_path / "ft" / "config.yaml").read_text(encoding="utf-8")
 

@@ -200,8 +200,9 @@ class FastPitchJob:
         train_dict.pop("init_from", None)
         train_dict.pop("replay", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
-        rate_key, why = _steps_rate(train_dict, init_ckpt, ctx.ws.language())
-        if o.steps is None and "steps" not in train_dict and rate_key:
+        rate_key, why = (None, "") if o.steps is not None or "steps" in train_dict else \
+            _steps_rate(train_dict, init_ckpt, ctx.ws.language())
+        if rate_key:
             minutes = _train_minutes(facts.rows)
             train_dict["steps"] = max(1, round(float(train_dict[rate_key]) * minutes))
             if ctx.dist.is_main:
@@ -416,7 +417,7 @@ def _steps_rate(train: dict, init_ckpt, language: str | None) -> tuple[str | Non
     speaks the workspace's language needs far fewer steps to learn a new speaker than one of
     another language (`steps_per_minute_in_language`); the checkpoint must name its language."""
     if init_ckpt is not None and train.get("steps_per_minute_in_language"):
-        base = (init_ckpt.get("text") or {}).get("language")
+        base = CheckpointHeader.of(init_ckpt).text.get("language")  # not .language: that defaults to es
         if base and language and same_language(base, language):
             return "steps_per_minute_in_language", f"; the init voice speaks {base}"
     return ("steps_per_minute" if train.get("steps_per_minute") else None), ""
