@@ -50,7 +50,8 @@ def held_out_folder(data: Path, out: Path, csv_name: str = "test.csv") -> Path:
 
 def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
     """CER of best.pt on DATA/test_more.csv when there is one (more sentences: a steadier figure)."""
-    if not (args.data / "test_more.csv").exists():
+    more_csv = args.data / "test_more.csv"
+    if not more_csv.exists() or not more_csv.read_text(encoding="utf-8").strip():  # --more-test 0: none
         return None
     work = out / "held_out_more_work"
     run_stage("preprocess more", ["preprocess", str(held_out_folder(args.data, out, "test_more.csv")), "--out",

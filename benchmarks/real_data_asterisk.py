@@ -4,7 +4,12 @@
 --language it: one real male speaker (Carlo), ~560 prompts: a Romance language, the closest
                stand-in for the hidden Spanish set (fine-tuned from the Spanish base voice).
 --language fr: one real female speaker (June, Canadian French).
-All CC-BY-SA-3.0, G.722 at 16 kHz. Audio is never committed: this script rebuilds it.
+All CC-BY-SA-3.0, G.722 at 16 kHz.
+--language es-co: one real female speaker of Colombian Spanish (July E. Jimenez, GPL-2), ~250 prompts,
+               ~8 min, 8 kHz GSM, from asterisk-prompt-es-co: a real Spanish voice that is not the
+               hidden one. That package has no transcripts; ours are in transcripts/ (see its header).
+               Use --train-minutes 0 --test 25 --more-test 0: the whole set is smaller than 12.8 min.
+Audio is never committed: this script rebuilds it.
 
     python benchmarks/real_data_asterisk.py --out real_en [--language en] [--train-minutes 12.8] [--test 19] [--more-test 60]
 
@@ -33,17 +38,22 @@ import numpy as np
 import soundfile as sf
 
 VERSION = "1.6.1-1"
-SPEAKERS = {"en": "en_US_f_Allison", "it": "it_IT_m_Carlo", "fr": "fr_CA_f_June"}  # sounds/<folder>
+SPEAKERS = {"en": "en_US_f_Allison", "it": "it_IT_m_Carlo", "fr": "fr_CA_f_June", "es-co": "es"}  # sounds/<folder>
 SR = 16000
+GSM_SR = 8000  # asterisk-prompt-es-co: raw GSM 06.10 frames, telephone band
+ES_CO_TRANSCRIPTS = Path(__file__).parent / "transcripts" / "asterisk-prompt-es-co.txt"
 
 
 def fetch_debs(cache: Path, language: str) -> Path:
-    """Download and unpack the language's two Debian packages into cache/x (once)."""
+    """Download and unpack the language's Debian packages into cache/x (once)."""
     root = cache / "x"
     if (root / "usr/share/asterisk/sounds" / SPEAKERS[language]).exists():
         return root
     cache.mkdir(parents=True, exist_ok=True)
-    packages = [f"asterisk-core-sounds-{language}{kind}={VERSION}" for kind in ("", "-g722")]
+    if language == "es-co":
+        packages = ["asterisk-prompt-es-co=0.20070403-2.1"]
+    else:
+        packages = [f"asterisk-core-sounds-{language}{kind}={VERSION}" for kind in ("", "-g722")]
     subprocess.run(["apt-get", "download", *packages], cwd=cache, check=True)
     for deb in sorted(cache.glob("*.deb")):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
@@ -51,9 +61,13 @@ def fetch_debs(cache: Path, language: str) -> Path:
 
 
 def read_transcripts(root: Path, language: str) -> dict[str, str]:
-    path = root / f"usr/share/doc/asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"
+    if language == "es-co":
+        lines = ES_CO_TRANSCRIPTS.read_text(encoding="utf-8").splitlines()
+    else:
+        path = root / f"usr/share/doc/asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"
+        lines = gzip.open(path, "rt", encoding="utf-8", errors="replace")
     out = {}
-    for line in gzip.open(path, "rt", encoding="utf-8", errors="replace"):
+    for line in lines:
         if line.startswith(";") or ":" not in line:
             continue
         key, text = line.split(":", 1)
@@ -76,11 +90,24 @@ def decode_g722(path: Path) -> np.ndarray:
     return np.asarray(pcm, dtype=np.float32) / 32768.0
 
 
+def read_clip(sounds: Path, key: str, language: str) -> tuple[np.ndarray, int] | None:
+    """One prompt's audio and its sample rate, or None when the package lacks it."""
+    if language == "es-co":
+        src = sounds / f"{key}.gsm"
+        if not src.exists():
+            return None
+        # libsndfile reads headerless GSM 06.10 as RAW + GSM610
+        wav, _ = sf.read(src, format="RAW", subtype="GSM610", samplerate=GSM_SR, channels=1, dtype="float32")
+        return wav, GSM_SR
+    src = sounds / f"{key}.g722"
+    return (decode_g722(src), SR) if src.exists() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--language", choices=sorted(SPEAKERS), default="en",
-                    help="never es: the Spanish prompts are the hidden acceptance set")
+                    help="never es: the Spanish core sounds are the hidden acceptance set (es-co is another speaker)")
     ap.add_argument("--cache", type=Path, default=None, help="where the .debs go (default: TMP/asterisk-LANG-debs)")
     ap.add_argument("--train-minutes", type=float, default=12.8, help="0 = every prompt not held out")
     ap.add_argument("--test", type=int, default=19, help="held-out prompts")
@@ -95,13 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     texts = read_transcripts(root, args.language)
     clips = []
     for key in sorted(texts):
-        src = sounds / f"{key}.g722"
-        if not src.exists():
+        clip = read_clip(sounds, key, args.language)
+        if clip is None or len(clip[0]) < clip[1] * 0.5:
             continue
-        wav = decode_g722(src)
-        if len(wav) < SR * 0.5:
-            continue
-        clips.append((key, texts[key], wav))
+        clips.append((key, texts[key], *clip))
     if len(clips) < args.test + 10:
         print(f"only {len(clips)} usable prompts found under {sounds}", file=sys.stderr)
         return 1
@@ -121,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             if total >= args.train_minutes * 60:
                 break
             chosen.append(i)
-            total += len(pool[i][2]) / SR
+            total += len(pool[i][2]) / pool[i][3]
         unused = [pool[i] for i in sorted(set(range(len(pool))) - set(chosen))]
         pool = [pool[i] for i in sorted(chosen)]
     else:
@@ -135,16 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "test_wavs").mkdir(parents=True, exist_ok=True)
     name = lambda key: key.replace("/", "_")  # noqa: E731 - digits/1 -> digits_1
     with open(train_dir / "metadata.csv", "w", encoding="utf-8") as f:
-        for key, text, wav in pool:
-            sf.write(train_dir / "wavs" / f"{name(key)}.wav", wav, SR, subtype="PCM_16")
+        for key, text, wav, sr in pool:
+            sf.write(train_dir / "wavs" / f"{name(key)}.wav", wav, sr, subtype="PCM_16")
             f.write(f"{name(key)}|{text}|{text}\n")
     for csv_name, clips_out in (("test.csv", test), ("test_more.csv", more)):
         with open(args.out / csv_name, "w", encoding="utf-8") as f:
-            for key, text, wav in clips_out:
+            for key, text, wav, sr in clips_out:
                 path = args.out / "test_wavs" / f"{name(key)}.wav"
-                sf.write(path, wav, SR, subtype="PCM_16")
+                sf.write(path, wav, sr, subtype="PCM_16")
                 f.write(f"{name(key)}|{text}|{path.resolve()}\n")
-    minutes = sum(len(c[2]) for c in pool) / SR / 60
+    minutes = sum(len(c[2]) / c[3] for c in pool) / 60
     print(f"train: {len(pool)} clips, {minutes:.1f} min -> {train_dir}; "
           f"held out: {len(test)} clips -> {args.out / 'test.csv'}, {len(more)} more -> {args.out / 'test_more.csv'}")
     return 0

@@ -43,3 +43,20 @@ def test_spanish_is_not_a_choice(script):
     assert "es" not in script.SPEAKERS
     with pytest.raises(SystemExit):
         script.main(["--out", "unused", "--language", "es"])
+
+
+def test_colombian_spanish_reads_our_transcripts_and_raw_gsm(script, tmp_path):
+    # asterisk-prompt-es-co ships neither transcripts nor headers: ours, and headerless GSM 06.10
+    texts = script.read_transcripts(tmp_path, "es-co")
+    assert len(texts) > 200 and texts["digits/mon-0"] == "enero"
+    assert "vm-opts" not in texts                         # not settled without listening: left out
+    sounds = tmp_path / "es"
+    sounds.mkdir()
+    import numpy as np
+    import soundfile as sf
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+    sf.write(sounds / "vm-goodbye.gsm", tone, 8000, format="RAW", subtype="GSM610")
+    wav, sr = script.read_clip(sounds, "vm-goodbye", "es-co")
+    assert sr == 8000 and abs(len(wav) - 8000) <= 160    # whole 160-sample frames
+    assert 0.1 < float(np.sqrt(np.mean(wav ** 2))) < 0.4
+    assert script.read_clip(sounds, "vm-missing", "es-co") is None
