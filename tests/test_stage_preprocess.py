@@ -166,3 +166,16 @@ def test_load_config_of_a_workspace_without_one(tmp_path):
     assert ws.load_config(missing_ok=True) == {}
     with pytest.raises(WorkspaceError, match="run `tts preprocess` first"):
         ws.load_config()
+
+
+def test_narrowband_sources_are_counted_and_warned_about(tmp_path, capsys):
+    # telephone audio (8 kHz) holds nothing above 4 kHz; resampling to 22.05 kHz cannot add it
+    data = write_ljspeech(tmp_path / "narrow", [(uid, text, tone(sr=8000, f0=150)) for uid, text, _ in GOOD], sr=8000)
+    summary = preprocess(data, tmp_path / "work", workers=1, progress=True)
+    assert summary["narrowband"] == {"clips": 4, "rates": [8000], "band_hz": 8000.0}
+    assert {r["source_sr"] for r in Workspace(tmp_path / "work").load_manifest()} == {8000}
+    err = " ".join(capsys.readouterr().err.split())
+    assert "4 of 4 clips are sampled at 8000 Hz" in err and "nothing above 4000 Hz" in err
+    # 16 kHz fills the default mels (fmax 8 kHz): no warning
+    wide = write_ljspeech(tmp_path / "wide", [(uid, text, tone(sr=16000)) for uid, text, _ in GOOD], sr=16000)
+    assert preprocess(wide, tmp_path / "work16", workers=1, progress=False)["narrowband"]["clips"] == 0

@@ -107,12 +107,26 @@ def process_audio(utt_id: str, src: str, audio_cfg: dict, work_root: str) -> dic
     mel = mel_spectrogram(wav, cfg).numpy().astype("float32")
     save_wav(ws.wav_path(utt_id), wav, cfg.sample_rate)
     atomic_save_npy(ws.mel_path(utt_id), mel)
-    return {
+    row = {
         "audio": f"wavs/{utt_id}.wav",
         "n_frames": int(mel.shape[1]),
         "duration_s": round(duration, 4),
         "trim_start_s": round(start / cfg.sample_rate, 4),
     }
+    source_sr = _source_rate(src)
+    if source_sr:
+        row["source_sr"] = source_sr
+    return row
+
+
+def _source_rate(src: str) -> int | None:
+    """The file's own sample rate (resampling cannot add the band above its Nyquist); None if unknown."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(src)).samplerate)
+    except Exception:
+        return None
 
 
 # ---------------------------------------------------------------- the stage
@@ -174,7 +188,7 @@ def preprocess(
     atomic_write_json(cache_path, new_cache)
     _remove_stale(ws, {r["id"] for r in rows})
 
-    summary = _summary(rows, rejected, table)
+    summary = _summary(rows, rejected, table, acfg)
     if progress:
         _print_summary(console, summary, ws)
     return summary
@@ -416,7 +430,7 @@ def _remove_stale(ws: Workspace, keep: set[str]) -> None:
                     p.unlink()
 
 
-def _summary(rows: list[dict], rejected: list[dict], table) -> dict:
+def _summary(rows: list[dict], rejected: list[dict], table, acfg) -> dict:
     per_speaker: dict[str, dict] = defaultdict(lambda: {"utterances": 0, "hours": 0.0, "val": 0})
     for r in rows:
         s = per_speaker[r["speaker"]]
@@ -432,7 +446,17 @@ def _summary(rows: list[dict], rejected: list[dict], table) -> dict:
         "speakers": {k: dict(v) for k, v in sorted(per_speaker.items())},
         "symbols": len(table),
         "val": sum(r["split"] == "val" for r in rows),
+        "narrowband": _narrowband(rows, acfg),
     }
+
+
+def _narrowband(rows: list[dict], acfg) -> dict:
+    """Clips whose source rate cannot fill the mel range (telephone audio at 8 kHz for mels to
+    8 kHz): {"clips", "rates", "band_hz"}. Their bands above the source's Nyquist stay empty, and
+    a voice trained on them sounds muffled and is less intelligible."""
+    band_hz = float(acfg.fmax) if acfg.fmax else acfg.sample_rate / 2
+    rates = Counter(int(r["source_sr"]) for r in rows if r.get("source_sr") and r["source_sr"] / 2 < band_hz)
+    return {"clips": sum(rates.values()), "rates": sorted(rates), "band_hz": band_hz}
 
 
 def _reason_class(reason: str) -> str:
@@ -457,3 +481,11 @@ def _print_summary(console, s: dict, ws: Workspace) -> None:
     console.print(t)
     if s["rejected"]:
         console.print(f"rejected entries and reasons: {ws.rejected}")
+    nb = s["narrowband"]
+    if nb["clips"]:
+        low = min(nb["rates"])
+        console.print(
+            f"[yellow]warning:[/] {nb['clips']} of {s['kept']} clips are sampled at "
+            f"{', '.join(f'{r} Hz' for r in nb['rates'])}: nothing above {low // 2} Hz, while the voice's mels "
+            f"reach {nb['band_hz']:.0f} Hz. A voice trained on them sounds like a telephone line and is less "
+            "intelligible; use the original recordings if you have them (README: Fine-tune on your own recordings).")
