@@ -231,6 +231,18 @@ def test_quick_evaluation_of_a_model_in_training(tmp_path):
     assert fake.calls == 2 and 0.0 <= res["cer"] and res["cer_folded"] <= res["cer"]
 
 
+def test_mcd_compares_only_the_band_a_telephone_recording_holds():
+    from tts_cli.audio import limit_to_recorded_band
+    from tts_cli.config import AudioConfig
+
+    cfg = AudioConfig()
+    mel = np.zeros((80, 5), np.float32)
+    assert limit_to_recorded_band(mel, None, cfg) is mel                   # source rate unknown
+    assert limit_to_recorded_band(mel, 16000, cfg) is mel                  # fills every bin
+    cut = limit_to_recorded_band(mel, 8000, cfg)
+    assert np.all(cut[:63] == 0) and np.allclose(cut[63:], np.log(cfg.log_clamp)) and np.all(mel == 0)
+
+
 # ----------------------------------------------------------------------------- the real recogniser
 
 def _have_whisper() -> bool:

@@ -211,6 +211,23 @@ def test_loss_ignores_padding():
     assert loss(spoiled, batch)[1]["mel"] > terms["mel"]
 
 
+def test_loss_leaves_out_the_bins_a_telephone_recording_cannot_fill():
+    model = tiny()
+    model.eval()
+    batch = make_batch()
+    batch["mel_bins"] = torch.tensor([63, 80])  # clip 0 from 8 kHz audio: nothing above bin 62
+    with torch.no_grad():
+        out = model(batch)
+    loss = FastPitchLoss()
+    mel = loss(out, batch)[1]["mel"]
+    spoiled = dict(out)
+    spoiled["mel_out"] = out["mel_out"].clone()
+    spoiled["mel_out"][0, :, 63:] = 1e6
+    assert torch.allclose(loss(spoiled, batch)[1]["mel"], mel)
+    spoiled["mel_out"][1, :20, 70] += 10.0  # clip 1 is wideband: its top bins count
+    assert loss(spoiled, batch)[1]["mel"] > mel
+
+
 def test_speaker_embedding_changes_output():
     model = tiny(n_speakers=3)
     model.eval()

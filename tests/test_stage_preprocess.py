@@ -176,6 +176,19 @@ def test_narrowband_sources_are_counted_and_warned_about(tmp_path, capsys):
     assert {r["source_sr"] for r in Workspace(tmp_path / "work").load_manifest()} == {8000}
     err = " ".join(capsys.readouterr().err.split())
     assert "4 of 4 clips are sampled at 8000 Hz" in err and "nothing above 4000 Hz" in err
+    # a workspace cached by a version that did not record source_sr gets it without redoing the audio
+    import json
+
+    from tts_cli.stages.preprocess import CACHE_NAME
+
+    cache_path = tmp_path / "work" / CACHE_NAME
+    cache = json.loads(cache_path.read_text())
+    for c in cache.values():
+        c["audio_row"].pop("source_sr")
+    cache_path.write_text(json.dumps(cache))
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work" / "mels").iterdir()}
+    assert preprocess(data, tmp_path / "work", workers=1, progress=False)["narrowband"]["clips"] == 4
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work" / "mels").iterdir()} == mtimes
     # 16 kHz fills the default mels (fmax 8 kHz): no warning
     wide = write_ljspeech(tmp_path / "wide", [(uid, text, tone(sr=16000)) for uid, text, _ in GOOD], sr=16000)
     assert preprocess(wide, tmp_path / "work16", workers=1, progress=False)["narrowband"]["clips"] == 0

@@ -97,6 +97,9 @@ def test_collate_pads_with_zeros(work):
     short = int(np.argmin([it["mel"].shape[1] for it in items]))
     t = items[short]["mel"].shape[1]
     assert torch.all(b["mels"][short, :, t:] == 0) and torch.all(b["pitch"][short, t:] == 0)
+    assert "mel_bins" not in b  # wideband clips: every bin is in the loss
+    ds.rows[0] = {**ds.rows[0], "source_sr": 8000}  # a telephone recording fills 63 of 80 bins
+    assert collate([ds[0], ds[1]])["mel_bins"].tolist() == [63, 80]
     # pitch is normalised per speaker: voiced frames have ~zero mean, unvoiced stay exactly 0
     p = torch.cat([ds[i]["pitch"] for i in range(len(ds))])
     raw = np.concatenate([np.load(work / "pitch" / f"{r}.npy") for r in ds.ids])

@@ -205,6 +205,25 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | 
     return weights.astype(np.float32)
 
 
+def mel_bins_recorded(source_sr: int, cfg) -> int:
+    """How many mel bins (from the bottom) a clip sampled at `source_sr` can fill: those whose lower
+    edge lies below its Nyquist frequency. The rest stay at the log floor after resampling."""
+    fmax = cfg.sample_rate / 2.0 if cfg.fmax is None else float(cfg.fmax)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(float(cfg.fmin)), hz_to_mel(fmax), int(cfg.n_mels) + 2))
+    return int(np.sum(edges_hz[:-2] < source_sr / 2.0))
+
+
+def limit_to_recorded_band(mel: np.ndarray, source_sr: int | None, cfg) -> np.ndarray:
+    """`mel` [n_mels, T] with the bins a `source_sr` recording cannot fill set to the log floor, as
+    in that recording's own mel: MCD against it then compares only what both hold."""
+    k = mel_bins_recorded(int(source_sr), cfg) if source_sr else mel.shape[0]
+    if k >= mel.shape[0]:
+        return mel
+    mel = np.array(mel, copy=True)
+    mel[k:] = np.log(float(cfg.log_clamp))
+    return mel
+
+
 @lru_cache(maxsize=16)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, device: str):
     import torch

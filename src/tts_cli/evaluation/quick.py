@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from tts_cli.audio import limit_to_recorded_band
 from tts_cli.config import audio_config
 from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation.metrics import char_weighted, duration_mae_frames, mcd_dtw_mels, summarize, text_scores
@@ -72,7 +73,7 @@ def evaluate_checkpoint_quick(
             mel = out["mel"][0, :, : max(n, 1)].float().cpu()
             ref_mel_path = ws.mel_path(r["id"])
             if ref_mel_path.exists():
-                mcds.append(mcd_dtw_mels(np.load(ref_mel_path), mel.numpy())[0])
+                mcds.append(mcd_dtw_mels(np.load(ref_mel_path), limit_to_recorded_band(mel.numpy(), r.get("source_sr"), audio_cfg))[0])
             if ws.duration_path(r["id"]).exists():
                 pred = out["durations"][0, : len(r["symbols"])].cpu().numpy()
                 maes.append(duration_mae_frames(pred, np.load(ws.duration_path(r["id"]))))

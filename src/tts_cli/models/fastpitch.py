@@ -365,6 +365,7 @@ class FastPitchLoss(nn.Module):
     forward-sum attention 1.0, plus binarisation (KL) x `kl_weight` (ramped by the caller).
 
     Masks: mel frames by `mel_lens` (NVIDIA masks `target != 0`, equal for zero-padded batches),
+    mel bins by `batch["mel_bins"]` when given (a telephone recording fills only the lower ones),
     per-symbol terms by `symbol_lens`. Returns (total, terms) where terms holds detached tensors
     (no host sync per step; call `.item()` when logging).
     """
@@ -390,6 +391,10 @@ class FastPitchLoss(nn.Module):
     def forward(self, out: dict, batch: dict, kl_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
         mel_mask, sym_mask = out["mel_mask"], out["symbol_mask"]
         mel_tgt = batch["mels"].transpose(1, 2)
+        if batch.get("mel_bins") is not None:
+            # bins above a narrowband recording's Nyquist hold no speech: leave them out of the loss
+            recorded = torch.arange(mel_tgt.size(2), device=mel_tgt.device)[None, :] < batch["mel_bins"][:, None]
+            mel_mask = mel_mask[:, :, None] & recorded[:, None, :]
         terms = {
             "mel": self._masked_mse(out["mel_out"], mel_tgt, mel_mask),
             "duration": self._masked_mse(out["log_dur_pred"], torch.log1p(out["dur_tgt"].float()), sym_mask),

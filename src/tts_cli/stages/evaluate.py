@@ -190,7 +190,7 @@ def _load_items(ws, split: str, texts: str | Path | None, limit: int | None) -> 
             raise EvaluateError(f"{ws.root}: no utterances in split {split!r}")
         items = [{"id": r["id"], "text": r["text"], "speaker": r.get("speaker"), "symbols": r.get("symbols"),
                   "ref_wav": ws.root / r["audio"] if r.get("audio") else ws.wav_path(r["id"]),
-                  "durations": ws.duration_path(r["id"])} for r in rows]
+                  "durations": ws.duration_path(r["id"]), "source_sr": r.get("source_sr")} for r in rows]
     if limit:
         items = items[: int(limit)]
     return items

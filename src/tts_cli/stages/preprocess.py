@@ -283,6 +283,8 @@ def _audio_rows(kept_text: list[tuple], cache: dict, audio_key: str, acfg, ws: W
         )
         if fresh:
             audio_rows[uid] = c["audio_row"]
+            if "error" not in c["audio_row"] and "source_sr" not in c["audio_row"]:  # cached by an older version
+                audio_rows[uid] = {**c["audio_row"], "source_sr": _source_rate(str(e.audio))}
         else:
             todo_audio.append((uid, e, fhash))
     n_workers = max(1, workers or os.cpu_count() or 1)
@@ -452,8 +454,8 @@ def _summary(rows: list[dict], rejected: list[dict], table, acfg) -> dict:
 
 def _narrowband(rows: list[dict], acfg) -> dict:
     """Clips whose source rate cannot fill the mel range (telephone audio at 8 kHz for mels to
-    8 kHz): {"clips", "rates", "band_hz"}. Their bands above the source's Nyquist stay empty, and
-    a voice trained on them sounds muffled and is less intelligible."""
+    8 kHz): {"clips", "rates", "band_hz"}. Their bands above the source's Nyquist stay empty
+    (training masks them: `mel_bins_recorded`), and a voice trained on them is less intelligible."""
     band_hz = float(acfg.fmax) if acfg.fmax else acfg.sample_rate / 2
     rates = Counter(int(r["source_sr"]) for r in rows if r.get("source_sr") and r["source_sr"] / 2 < band_hz)
     return {"clips": sum(rates.values()), "rates": sorted(rates), "band_hz": band_hz}
@@ -487,5 +489,6 @@ def _print_summary(console, s: dict, ws: Workspace) -> None:
         console.print(
             f"[yellow]warning:[/] {nb['clips']} of {s['kept']} clips are sampled at "
             f"{', '.join(f'{r} Hz' for r in nb['rates'])}: nothing above {low // 2} Hz, while the voice's mels "
-            f"reach {nb['band_hz']:.0f} Hz. A voice trained on them sounds like a telephone line and is less "
-            "intelligible; use the original recordings if you have them (README: Fine-tune on your own recordings).")
+            f"reach {nb['band_hz']:.0f} Hz. Training leaves the empty bands out of the loss (the highs come from "
+            "the base voice), but expect a less intelligible voice than from wideband recordings, the more so "
+            "through a phone codec: use the original recordings if you have them (README: Telephone-band audio).")

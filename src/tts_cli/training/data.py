@@ -106,6 +106,7 @@ class TTSDataset:
         self.pitch_stats = pitch_stats if pitch_stats is not None else load_pitch_stats(self.work.pitch_stats)
         self.use_durations = use_durations
         self.attn_prior = attn_prior
+        self._recorded_bins: dict[int, int] = {}
         if use_durations:
             missing = [r["id"] for r in self.rows if not self.work.duration_path(r["id"]).exists()]
             if missing:
@@ -157,7 +158,18 @@ class TTSDataset:
             item["durations"] = torch.from_numpy(dur)
         if self.attn_prior:
             item["attn_prior"] = torch.as_tensor(_prior(len(symbols), T), dtype=torch.float32)
+        if row.get("source_sr"):
+            item["mel_bins"] = self.recorded_bins(int(row["source_sr"]), mel.shape[0])
         return item
+
+    def recorded_bins(self, source_sr: int, n_mels: int) -> int:
+        """Mel bins a clip of this sample rate fills (all of them from 16 kHz up, for mels to 8 kHz)."""
+        if source_sr not in self._recorded_bins:
+            from tts_cli.audio import mel_bins_recorded
+            from tts_cli.config import audio_config
+
+            self._recorded_bins[source_sr] = min(n_mels, mel_bins_recorded(source_sr, audio_config(self.work.load_config())))
+        return self._recorded_bins[source_sr]
 
 
 class ConcatTTSDataset:
@@ -199,7 +211,8 @@ def _prior(n_text: int, n_mel: int) -> np.ndarray:
 
 
 def collate(items: list[dict]) -> dict:
-    """Pad to the longest item: symbols with 0 (= pad), mels/pitch/energy/durations/priors with 0."""
+    """Pad to the longest item: symbols with 0 (= pad), mels/pitch/energy/durations/priors with 0;
+    "mel_bins" [B] (bins each clip's recording fills) only when some clip fills fewer than all."""
     import torch
 
     B = len(items)
@@ -218,6 +231,9 @@ def collate(items: list[dict]) -> dict:
     }
     has_dur = all("durations" in it for it in items)
     has_prior = all("attn_prior" in it for it in items)
+    bins = [it.get("mel_bins", n_mels) for it in items]
+    if min(bins) < n_mels:  # telephone-band clips: the loss leaves out the bins they cannot fill
+        batch["mel_bins"] = torch.tensor(bins, dtype=torch.long)
     if has_dur:
         batch["durations"] = torch.zeros(B, N, dtype=torch.long)
     if has_prior:
