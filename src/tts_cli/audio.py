@@ -191,12 +191,17 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return np.where(mel >= min_log_mel, log, linear)
 
 
+def _mel_edges_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The n_mels + 2 edges of the triangular filters, evenly spaced on the Slaney mel scale."""
+    return mel_to_hz(np.linspace(hz_to_mel(float(fmin)), hz_to_mel(float(fmax)), int(n_mels) + 2))
+
+
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     """Triangular filters evenly spaced on the Slaney mel scale, each scaled to unit area
     ("slaney" norm: 2 / bandwidth in Hz). Shape [n_mels, 1 + n_fft // 2], float32."""
     fmax = sr / 2.0 if fmax is None else float(fmax)
     bin_hz = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
-    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    edges_hz = _mel_edges_hz(n_mels, fmin, fmax)
     lower, center, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
     rising = (bin_hz[None, :] - lower) / (center - lower)
     falling = (upper - bin_hz[None, :]) / (upper - center)
@@ -209,8 +214,7 @@ def mel_bins_recorded(source_sr: int, cfg) -> int:
     """How many mel bins (from the bottom) a clip sampled at `source_sr` can fill: those whose lower
     edge lies below its Nyquist frequency. The rest stay at the log floor after resampling."""
     fmax = cfg.sample_rate / 2.0 if cfg.fmax is None else float(cfg.fmax)
-    edges_hz = mel_to_hz(np.linspace(hz_to_mel(float(cfg.fmin)), hz_to_mel(fmax), int(cfg.n_mels) + 2))
-    return int(np.sum(edges_hz[:-2] < source_sr / 2.0))
+    return int(np.sum(_mel_edges_hz(cfg.n_mels, cfg.fmin, fmax)[:-2] < source_sr / 2.0))
 
 
 def limit_to_recorded_band(mel: np.ndarray, source_sr: int | None, cfg) -> np.ndarray:

@@ -35,7 +35,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tts_cli.audio import load_audio, mel_spectrogram, peak_normalize, save_wav, trim_silence
+from tts_cli.audio import load_audio, mel_bins_recorded, mel_spectrogram, peak_normalize, save_wav, trim_silence
 from tts_cli.config import AudioConfig
 from tts_cli.datasets import DatasetError, read_dataset
 from tts_cli.errors import AudioError, PreprocessError
@@ -457,8 +457,10 @@ def _narrowband(rows: list[dict], acfg) -> dict:
     8 kHz): {"clips", "rates", "band_hz"}. Their bands above the source's Nyquist stay empty
     (training masks them: `mel_bins_recorded`), and a voice trained on them is less intelligible."""
     band_hz = float(acfg.fmax) if acfg.fmax else acfg.sample_rate / 2
-    rates = Counter(int(r["source_sr"]) for r in rows if r.get("source_sr") and r["source_sr"] / 2 < band_hz)
-    return {"clips": sum(rates.values()), "rates": sorted(rates), "band_hz": band_hz}
+    rates = Counter(int(r["source_sr"]) for r in rows if r.get("source_sr"))
+    # the rule training masks by: some mel bin lies wholly above the source's Nyquist
+    narrow = {sr: n for sr, n in rates.items() if mel_bins_recorded(sr, acfg) < acfg.n_mels}
+    return {"clips": sum(narrow.values()), "rates": sorted(narrow), "band_hz": band_hz}
 
 
 def _reason_class(reason: str) -> str:
