@@ -32,42 +32,75 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 VERSION = "1.6.1-1"
-SPEAKERS = {"en": "en_US_f_Allison", "it": "it_IT_m_Carlo", "fr": "fr_CA_f_June", "es-co": "es"}  # sounds/<folder>
 SR = 16000
 GSM_SR = 8000  # asterisk-prompt-es-co: raw GSM 06.10 frames, telephone band
 ES_CO_TRANSCRIPTS = Path(__file__).parent / "transcripts" / "asterisk-prompt-es-co.txt"
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where one speaker's prompts come from and how to read them."""
+
+    folder: str                 # usr/share/asterisk/sounds/<folder>
+    packages: tuple[str, ...]   # Debian packages holding the audio (and transcripts)
+    suffix: str                 # audio file suffix under the folder
+    transcript_lines: Callable[[Path], Iterable[str]]  # unpacked root -> "key: text" lines
+    decode: Callable[[Path], tuple[np.ndarray, int]]   # audio file -> (samples, rate)
+
+
+def decode_g722(path: Path) -> tuple[np.ndarray, int]:
+    import G722  # PyPI G722: a C G.722 decoder
+    pcm = G722.G722(SR, 64000).decode(path.read_bytes())
+    return np.asarray(pcm, dtype=np.float32) / 32768.0, SR
+
+
+def decode_raw_gsm(path: Path) -> tuple[np.ndarray, int]:
+    # libsndfile reads headerless GSM 06.10 as RAW + GSM610
+    wav, _ = sf.read(path, format="RAW", subtype="GSM610", samplerate=GSM_SR, channels=1, dtype="float32")
+    return wav, GSM_SR
+
+
+def core_sounds(language: str, folder: str) -> Source:
+    """asterisk-core-sounds-LANG (+ its G.722 build): Digium's studio prompts with their list."""
+    doc = f"usr/share/doc/asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"
+    return Source(folder, tuple(f"asterisk-core-sounds-{language}{kind}={VERSION}" for kind in ("", "-g722")),
+                  ".g722", lambda root: gzip.open(root / doc, "rt", encoding="utf-8", errors="replace"),
+                  decode_g722)
+
+
+SOURCES = {
+    "en": core_sounds("en", "en_US_f_Allison"),
+    "it": core_sounds("it", "it_IT_m_Carlo"),
+    "fr": core_sounds("fr", "fr_CA_f_June"),
+    # no transcripts in the package: ours (benchmarks/transcripts/)
+    "es-co": Source("es", ("asterisk-prompt-es-co=0.20070403-2.1",), ".gsm",
+                    lambda root: ES_CO_TRANSCRIPTS.read_text(encoding="utf-8").splitlines(), decode_raw_gsm),
+}
+
+
 def fetch_debs(cache: Path, language: str) -> Path:
     """Download and unpack the language's Debian packages into cache/x (once)."""
     root = cache / "x"
-    if (root / "usr/share/asterisk/sounds" / SPEAKERS[language]).exists():
+    if (root / "usr/share/asterisk/sounds" / SOURCES[language].folder).exists():
         return root
     cache.mkdir(parents=True, exist_ok=True)
-    if language == "es-co":
-        packages = ["asterisk-prompt-es-co=0.20070403-2.1"]
-    else:
-        packages = [f"asterisk-core-sounds-{language}{kind}={VERSION}" for kind in ("", "-g722")]
-    subprocess.run(["apt-get", "download", *packages], cwd=cache, check=True)
+    subprocess.run(["apt-get", "download", *SOURCES[language].packages], cwd=cache, check=True)
     for deb in sorted(cache.glob("*.deb")):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
     return root
 
 
 def read_transcripts(root: Path, language: str) -> dict[str, str]:
-    if language == "es-co":
-        lines = ES_CO_TRANSCRIPTS.read_text(encoding="utf-8").splitlines()
-    else:
-        path = root / f"usr/share/doc/asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"
-        lines = gzip.open(path, "rt", encoding="utf-8", errors="replace")
     out = {}
-    for line in lines:
+    for line in SOURCES[language].transcript_lines(root):
         if line.startswith(";") or ":" not in line:
             continue
         key, text = line.split(":", 1)
@@ -84,29 +117,16 @@ def read_transcripts(root: Path, language: str) -> dict[str, str]:
     return out
 
 
-def decode_g722(path: Path) -> np.ndarray:
-    import G722  # PyPI G722: a C G.722 decoder
-    pcm = G722.G722(SR, 64000).decode(path.read_bytes())
-    return np.asarray(pcm, dtype=np.float32) / 32768.0
-
-
 def read_clip(sounds: Path, key: str, language: str) -> tuple[np.ndarray, int] | None:
     """One prompt's audio and its sample rate, or None when the package lacks it."""
-    if language == "es-co":
-        src = sounds / f"{key}.gsm"
-        if not src.exists():
-            return None
-        # libsndfile reads headerless GSM 06.10 as RAW + GSM610
-        wav, _ = sf.read(src, format="RAW", subtype="GSM610", samplerate=GSM_SR, channels=1, dtype="float32")
-        return wav, GSM_SR
-    src = sounds / f"{key}.g722"
-    return (decode_g722(src), SR) if src.exists() else None
+    src = sounds / f"{key}{SOURCES[language].suffix}"
+    return SOURCES[language].decode(src) if src.exists() else None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--language", choices=sorted(SPEAKERS), default="en",
+    ap.add_argument("--language", choices=sorted(SOURCES), default="en",
                     help="never es: the Spanish core sounds are the hidden acceptance set (es-co is another speaker)")
     ap.add_argument("--cache", type=Path, default=None, help="where the .debs go (default: TMP/asterisk-LANG-debs)")
     ap.add_argument("--train-minutes", type=float, default=12.8, help="0 = every prompt not held out")
@@ -118,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = args.cache or Path(tempfile.gettempdir()) / f"asterisk-{args.language}-debs"
     root = fetch_debs(cache, args.language)
-    sounds = root / "usr/share/asterisk/sounds" / SPEAKERS[args.language]
+    sounds = root / "usr/share/asterisk/sounds" / SOURCES[args.language].folder
     texts = read_transcripts(root, args.language)
     clips = []
     for key in sorted(texts):
