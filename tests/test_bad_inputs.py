@@ -100,6 +100,7 @@ MATRIX = [
     (["synthesize", "hola", "-o", "h.xyz"], ["h.xyz", "unknown audio file extension '.xyz'"]),
     (["synthesize", "hola", "-o", "h"], ["unknown audio file extension '(none)'"]),
     (["synthesize", "-i", "file.txt", "--output-dir", "file.txt"], ["--output-dir file.txt", "is a file"]),
+    (["synthesize", "-i", "file.txt", "-o", "out.wav"], ["-o out.wav", "--output-dir"]),
     # defect 6: nonsense synthesis settings
     (["synthesize", "hola", "-o", "h.wav", "--speed", "1000"], ["--speed 1000", "from 0.25 to 4"]),
     (["synthesize", "hola", "-o", "h.wav", "--speed", "0"], ["--speed 0"]),

@@ -174,7 +174,7 @@ def test_evaluate_texts_file_and_bad_utterance(work, tmp_path, monkeypatch):
     known = next(iter(synth.rows))
     texts = tmp_path / "texts.txt"
     texts.write_text(f"# comment\n{known}\n\nmy_id|Una frase que no existe.\n", encoding="utf-8")
-    assert [i["id"] for i in read_texts(texts)] == ["line0002", "my_id"]
+    assert [i["id"] for i in read_texts(texts)] == ["utt_0002", "my_id"]  # as `tts synthesize -i` names them
     monkeypatch.setattr(asr_mod, "load_asr", lambda *a, **k: FixedASR(known))
     rep = evaluate(synth, texts=texts, out=tmp_path / "r", progress=False)
     # the fake synthesiser knows no such sentence: that utterance is reported, the other scored

@@ -119,6 +119,12 @@ def test_batch_from_file_and_one_warning_for_unknown_symbols(run_dir, tmp_path):
     lines = tmp_path / "lines.txt"
     lines.write_text("first|pataka mesa\n\nbodelo kisu xoxo\nthird|tomate zapo, supo\n", encoding="utf-8")
     assert [i for i, _ in read_input_file(lines)] == ["first", "utt_0003", "third"]
+    # more fields (LJSpeech metadata, a held-out list with the recordings' paths): only the text is spoken
+    meta = tmp_path / "meta.csv"
+    meta.write_text("LJ001|Dr. Smith, 2 cats.|Doctor Smith, two cats.\nvm-sorry|Lo siento.|/data/wavs/vm-sorry.wav\n"
+                    "n1||solo normalizado\n", encoding="utf-8")
+    assert read_input_file(meta) == [("LJ001", "Dr. Smith, 2 cats."), ("vm-sorry", "Lo siento."),
+                                     ("n1", "solo normalizado")]
     res = cli("-i", lines, "--output-dir", tmp_path / "out", "--run", run_dir)
     assert res.exit_code == 0, res.output
     for name in ("first", "utt_0003", "third"):

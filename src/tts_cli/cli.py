@@ -188,7 +188,7 @@ def train(
 @app.command()
 def synthesize(
     text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
-    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout)."),
+    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout); with -i use --output-dir."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
     run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its best.pt, else last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
@@ -199,7 +199,7 @@ def synthesize(
     pitch_scale: float = typer.Option(1.0, "--pitch-scale", help="Pitch contour around the speaker mean: 0 flat, 1 as predicted, >1 livelier."),
     energy_scale: float = typer.Option(1.0, "--energy-scale", help="Multiplies the predicted per-symbol energy."),
     speaker: Optional[str] = typer.Option(None, "--speaker", "-s", help="Speaker name or id."),
-    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="One utterance per line (text or id|text)."),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="One utterance per line (text, or id|text; further |fields are not spoken)."),
     output_dir: Path = typer.Option(Path("tts_output"), "--output-dir", help="Folder for -i outputs (<id>.wav)."),
     text_type: Optional[str] = typer.Option(None, "--text-type", help="text | characters | phonemes (default: as the voice was trained)."),
     save_mel: bool = typer.Option(False, "--save-mel", help="Also write the mel as <name>.mel.npy."),
@@ -352,7 +352,7 @@ def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="FastPitch checkpoint (or a `tts train` run folder: its best.pt, else last.pt)."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Workspace with the reference recordings."),
     split: str = typer.Option("val", "--split", help="Workspace split to evaluate (val | train)."),
-    texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one sentence a line (intelligibility only)."),
+    texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one sentence a line, as for `tts synthesize -i` (intelligibility only)."),
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="Vocoder (as for `tts synthesize`)."),
     asr: str = typer.Option("whisper-base", "--asr", help="whisper-base | none (whisper-base needs `pip install -e .\\[eval]`)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval/<checkpoint>-<split>)."),

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tts_cli.config import AudioConfig, audio_config
-from tts_cli.errors import ASRUnavailable, DNSMOSUnavailable, EvaluateError
+from tts_cli.errors import ASRUnavailable, DNSMOSUnavailable, EvaluateError, SynthesisError
 from tts_cli.evaluation import asr as asr_module
 from tts_cli.evaluation import dnsmos as dnsmos_module
 from tts_cli.evaluation.report import (SUMMARY_KEYS, by_speaker, char_weighted_key, json_safe, plot_compare, print_table,
                                        summarize_key)
 from tts_cli.evaluation.scoring import DurationModel, score_utterance
+from tts_cli.text.input_file import read_input_file
 from tts_cli.f0 import DEFAULT_METHOD
 from tts_cli.inference.synthesizer import Synthesizer
 from tts_cli.workspace import Workspace, atomic_write_json, resolve_checkpoint
@@ -50,19 +51,15 @@ def default_report_dir(model: str | Path, split: str = "val", texts: str | Path 
 
 
 def read_texts(path: str | Path) -> list[dict]:
-    """One utterance per non-empty line; `id|text` lines keep their id, '#' lines are comments."""
+    """One utterance per non-empty line, read as `tts synthesize -i` reads it (`id|text[|...]` lines
+    keep their id, others get utt_NNNN; '#' lines are comments)."""
     path = Path(path)
     if not path.is_file():
         raise EvaluateError(f"{path}: no such text file")
-    items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        uid, sep, text = line.partition("|")
-        if not sep or not uid.strip() or " " in uid.strip():
-            uid, text = f"line{n:04d}", line
-        items.append({"id": uid.strip(), "text": text.strip()})
+    try:
+        items = [{"id": uid, "text": text} for uid, text in read_input_file(path)]
+    except SynthesisError as e:
+        raise EvaluateError(str(e)) from None
     if not items:
         raise EvaluateError(f"{path}: no text lines to evaluate")
     return items

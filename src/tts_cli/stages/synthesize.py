@@ -89,9 +89,12 @@ def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
     return results, failed
 
 
+DEFAULT_OUTPUT = "tts_output.wav"
+
+
 def synthesize_command(
     text: str | None,
-    output: str = "tts_output.wav",
+    output: str = DEFAULT_OUTPUT,
     model: str | Path | None = None,
     run: str | Path | None = None,
     vocoder: str | None = None,
@@ -143,6 +146,10 @@ def _check_request(text: str | None, input_file, output: str, output_dir, contro
     if input_file is not None and text:
         raise SynthesisError("give either a TEXT argument or -i/--input-file, not both")
     check_controls(**controls)
+    if input_file is not None and output != DEFAULT_OUTPUT:
+        # it used to be ignored without a word, and the files landed in ./tts_output
+        raise SynthesisError(f"-o {output}: with -i/--input-file every line is written to --output-dir "
+                             f"(<id>.wav), not to one file; give --output-dir FOLDER instead")
     if input_file is not None:
         check_output_dir(output_dir, "--output-dir", SynthesisError)
     elif output != "-":
