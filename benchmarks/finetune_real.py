@@ -7,7 +7,8 @@ Runs the README recipe with its own defaults, one stage after another, timing ea
 `tts preprocess DATA/train`, `tts align`, `tts extract-pitch`, `tts train --config finetune_es`,
 then speaks DATA/test.csv (prompts never trained on) with the run's best.pt and scores it with
 `tts evaluate` against the real recordings (Whisper base CER, MCD, durations, DNSMOS with the
-[eval] extra). The last lines are the figures: CER median / mean of the voice and of the real
+[eval] extra), and once more as a user makes them: `tts synthesize -i DATA/test.csv --run RUN`,
+heard by the same recogniser. The last lines are the figures: CER median / mean of the voice and of the real
 recordings, the longest output relative to its recording, and the training wall time.
 Stages already done in OUT are resumed or skipped (the stages themselves are incremental).
 Needs the [eval] extra (`pip install -e '.[eval]'`): without it best.pt would be chosen by MCD.
@@ -46,6 +47,31 @@ def held_out_folder(data: Path, out: Path, csv_name: str = "test.csv") -> Path:
             lines.append(f"{uid}|{text}|{text}\n")
     (folder / "metadata.csv").write_text("".join(lines), encoding="utf-8")
     return folder
+
+
+def score_synthesized(args, out: Path, run: Path, times: dict) -> dict:
+    """The held-out prompts as a user makes them (`tts synthesize -i DATA/test.csv --run RUN`), heard
+    by the same recogniser as `tts evaluate` uses: CER per clip and each output's length over its
+    recording's. A check on the user's path, which `tts evaluate` does not take."""
+    import numpy as np
+    import soundfile as sf
+
+    from tts_cli.evaluation.asr import load_asr
+    from tts_cli.evaluation.metrics import cer
+
+    folder = out / "synthesized"
+    run_stage("synthesize -i", ["synthesize", "-i", str(args.data / "test.csv"), "--run", str(run),
+                                "--output-dir", str(folder)], times)
+    asr = load_asr("whisper-base", language=args.language)
+    cers, ratios = [], []
+    with open(args.data / "test.csv", encoding="utf-8") as f:
+        for uid, text, path in csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE):
+            wav, sr = sf.read(folder / f"{uid}.wav", dtype="float32")
+            cers.append(cer(text, asr.transcribe(wav, sr), args.language))
+            path = Path(path) if Path(path).is_absolute() else args.data / path
+            ratios.append(len(wav) / sr / sf.info(path).duration)
+    return {"median": float(np.median(cers)), "mean": float(np.mean(cers)), "n": len(cers),
+            "longest": max(ratios)}
 
 
 def score_more(args, out: Path, run: Path, times: dict) -> dict | None:
@@ -106,6 +132,7 @@ def main() -> int:
                            "--split", "train", "-o", str(report)], times)
     result = json.loads((report / "report.json").read_text(encoding="utf-8"))
     more = score_more(args, out, run, times)
+    spoken = score_synthesized(args, out, run, times)
     summary = result["summary"]
     ratios = [u["duration_ratio"] for u in result.get("utterances", []) if u.get("duration_ratio") is not None]
     for name, seconds in times.items():
@@ -122,6 +149,8 @@ def main() -> int:
         print(f"{'cer (more held out)':>20}: median {more['median'] * 100:.2f}  mean {more['mean'] * 100:.2f}  "
               f"all characters {more['chars'] * 100:.2f}  "
               f"(n={more['n']}, DATA/test_more.csv)")
+    print(f"{'tts synthesize -i':>20}: median {spoken['median'] * 100:.2f}  mean {spoken['mean'] * 100:.2f}  "
+          f"(n={spoken['n']}, DATA/test.csv spoken as a user would; longest {spoken['longest']:.2f} x its recording)")
     cer = summary.get("cer", {})
     print(f"finetune_real: held-out CER median {cer.get('median', float('nan')):.1%} mean "
           f"{cer.get('mean', float('nan')):.1%}, real recordings {summary.get('ref_cer', {}).get('median', float('nan')):.1%}, "
