@@ -35,6 +35,12 @@ def load_audio(path: str | os.PathLike, target_sr: int) -> np.ndarray:
     Channels are averaged. Float files whose peak exceeds 1 are scaled down (not clipped).
     Raises AudioError for missing, unreadable, corrupt, truncated or empty files.
     """
+    return load_audio_and_rate(path, target_sr)[0]
+
+
+def load_audio_and_rate(path: str | os.PathLike, target_sr: int) -> tuple[np.ndarray, int]:
+    """(audio as `load_audio` returns it, the file's own sample rate): resampling cannot fill the
+    band above the source's Nyquist, so callers that care need the rate it had."""
     import soundfile as sf
 
     path = Path(path)
@@ -68,7 +74,7 @@ def load_audio(path: str | os.PathLike, target_sr: int) -> np.ndarray:
         wav = wav / peak
     if sr != target_sr:
         wav = resample(wav, sr, target_sr)
-    return np.ascontiguousarray(np.clip(wav, -1.0, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(np.clip(wav, -1.0, 1.0), dtype=np.float32), int(sr)
 
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -210,11 +216,15 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | 
     return weights.astype(np.float32)
 
 
+def mel_top_hz(cfg) -> float:
+    """The upper edge of the mel range of audio settings `cfg`: fmax, or the Nyquist frequency."""
+    return cfg.sample_rate / 2.0 if cfg.fmax is None else float(cfg.fmax)
+
+
 def mel_bins_recorded(source_sr: int, cfg) -> int:
     """How many mel bins (from the bottom) a clip sampled at `source_sr` can fill: those whose lower
     edge lies below its Nyquist frequency. The rest stay at the log floor after resampling."""
-    fmax = cfg.sample_rate / 2.0 if cfg.fmax is None else float(cfg.fmax)
-    return int(np.sum(_mel_edges_hz(cfg.n_mels, cfg.fmin, fmax)[:-2] < source_sr / 2.0))
+    return int(np.sum(_mel_edges_hz(cfg.n_mels, cfg.fmin, mel_top_hz(cfg))[:-2] < source_sr / 2.0))
 
 
 def limit_to_recorded_band(mel: np.ndarray, source_sr: int | None, cfg) -> np.ndarray:

@@ -31,9 +31,9 @@ from tts_cli.evaluation import dnsmos as dnsmos_module
 from tts_cli.evaluation.report import (SUMMARY_KEYS, by_speaker, char_weighted_key, json_safe, plot_compare, print_table,
                                        summarize_key)
 from tts_cli.evaluation.scoring import DurationModel, score_utterance
-from tts_cli.text.input_file import read_input_file
 from tts_cli.f0 import DEFAULT_METHOD
 from tts_cli.inference.synthesizer import Synthesizer
+from tts_cli.text.input_file import read_input_file
 from tts_cli.workspace import Workspace, atomic_write_json, resolve_checkpoint
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tts_cli.audio import load_audio, mel_bins_recorded, mel_spectrogram, peak_normalize, save_wav, trim_silence
+from tts_cli.audio import (load_audio_and_rate, mel_bins_recorded, mel_spectrogram, mel_top_hz, peak_normalize,
+                            save_wav, trim_silence)
 from tts_cli.config import AudioConfig
 from tts_cli.datasets import DatasetError, read_dataset
 from tts_cli.errors import AudioError, PreprocessError
@@ -89,7 +90,7 @@ def process_audio(utt_id: str, src: str, audio_cfg: dict, work_root: str) -> dic
     cfg = AudioConfig(**audio_cfg)
     ws = Workspace(work_root)
     try:
-        wav = load_audio(src, cfg.sample_rate)
+        wav, source_sr = load_audio_and_rate(src, cfg.sample_rate)
         start = 0
         if cfg.trim_silence:
             wav, start = trim_silence(wav, cfg.sample_rate, top_db=cfg.trim_top_db, margin_s=cfg.trim_margin_s)
@@ -107,20 +108,17 @@ def process_audio(utt_id: str, src: str, audio_cfg: dict, work_root: str) -> dic
     mel = mel_spectrogram(wav, cfg).numpy().astype("float32")
     save_wav(ws.wav_path(utt_id), wav, cfg.sample_rate)
     atomic_save_npy(ws.mel_path(utt_id), mel)
-    row = {
+    return {
         "audio": f"wavs/{utt_id}.wav",
         "n_frames": int(mel.shape[1]),
         "duration_s": round(duration, 4),
         "trim_start_s": round(start / cfg.sample_rate, 4),
+        "source_sr": source_sr,
     }
-    source_sr = _source_rate(src)
-    if source_sr:
-        row["source_sr"] = source_sr
-    return row
 
 
 def _source_rate(src: str) -> int | None:
-    """The file's own sample rate (resampling cannot add the band above its Nyquist); None if unknown."""
+    """The file's own sample rate, for rows cached before preprocess recorded it; None if unknown."""
     import soundfile as sf
 
     try:
@@ -456,7 +454,7 @@ def _narrowband(rows: list[dict], acfg) -> dict:
     """Clips whose source rate cannot fill the mel range (telephone audio at 8 kHz for mels to
     8 kHz): {"clips", "rates", "band_hz"}. Their bands above the source's Nyquist stay empty
     (training masks them: `mel_bins_recorded`), and a voice trained on them is less intelligible."""
-    band_hz = float(acfg.fmax) if acfg.fmax else acfg.sample_rate / 2
+    band_hz = mel_top_hz(acfg)
     rates = Counter(int(r["source_sr"]) for r in rows if r.get("source_sr"))
     # the rule training masks by: some mel bin lies wholly above the source's Nyquist
     narrow = {sr: n for sr, n in rates.items() if mel_bins_recorded(sr, acfg) < acfg.n_mels}
