@@ -101,6 +101,8 @@ MATRIX = [
     (["synthesize", "hola", "-o", "h"], ["unknown audio file extension '(none)'"]),
     (["synthesize", "-i", "file.txt", "--output-dir", "file.txt"], ["--output-dir file.txt", "is a file"]),
     (["synthesize", "-i", "file.txt", "-o", "out.wav"], ["-o out.wav", "--output-dir"]),
+    (["synthesize", "-i", "file.txt", "-o", "tts_output.wav"], ["-o tts_output.wav", "--output-dir"]),  # the default, typed
+    (["synthesize", "hola", "--output-dir", "outdir"], ["--output-dir outdir", "-o FILE"]),
     # defect 6: nonsense synthesis settings
     (["synthesize", "hola", "-o", "h.wav", "--speed", "1000"], ["--speed 1000", "from 0.25 to 4"]),
     (["synthesize", "hola", "-o", "h.wav", "--speed", "0"], ["--speed 0"]),

@@ -188,7 +188,7 @@ def train(
 @app.command()
 def synthesize(
     text: Optional[str] = typer.Argument(None, help="Text to speak ('-' reads stdin); [[...]] inserts IPA phonemes."),
-    output: str = typer.Option("tts_output.wav", "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout); with -i use --output-dir."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Output audio file, its format by extension: .wav, .flac, .ogg, .mp3 ('-' = WAV on stdout); default tts_output.wav; with -i use --output-dir."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="FastPitch checkpoint (default: --run, else --voice, else the default bundled voice)."),
     run: Optional[Path] = typer.Option(None, "--run", help="A `tts train` run folder: its best.pt, else last.pt."),
     voice: Optional[str] = typer.Option(None, "--voice", help="A bundled voice by name (see `tts voices`); excludes -m/--run."),
@@ -200,7 +200,7 @@ def synthesize(
     energy_scale: float = typer.Option(1.0, "--energy-scale", help="Multiplies the predicted per-symbol energy."),
     speaker: Optional[str] = typer.Option(None, "--speaker", "-s", help="Speaker name or id."),
     input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="One utterance per line (text, or id|text; further |fields are not spoken)."),
-    output_dir: Path = typer.Option(Path("tts_output"), "--output-dir", help="Folder for -i outputs (<id>.wav)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder for -i outputs (<id>.wav); default tts_output."),
     text_type: Optional[str] = typer.Option(None, "--text-type", help="text | characters | phonemes (default: as the voice was trained)."),
     save_mel: bool = typer.Option(False, "--save-mel", help="Also write the mel as <name>.mel.npy."),
     save_durations: bool = typer.Option(False, "--save-durations", help="Also write per-symbol durations as <name>.durations.json."),

@@ -89,12 +89,13 @@ def _synthesize_batch(synth, batch: list[tuple[str, str, int]], controls: dict):
     return results, failed
 
 
-DEFAULT_OUTPUT = "tts_output.wav"
+DEFAULT_OUTPUT = "tts_output.wav"  # -o not given (the CLI passes None: "not given" must stay visible)
+DEFAULT_OUTPUT_DIR = "tts_output"  # --output-dir not given, with -i
 
 
 def synthesize_command(
     text: str | None,
-    output: str = DEFAULT_OUTPUT,
+    output: str | None = None,
     model: str | Path | None = None,
     run: str | Path | None = None,
     vocoder: str | None = None,
@@ -104,7 +105,7 @@ def synthesize_command(
     energy_scale: float = 1.0,
     speaker: str | None = None,
     input_file: str | Path | None = None,
-    output_dir: str | Path = "tts_output",
+    output_dir: str | Path | None = None,
     text_type: str | None = None,
     save_mel: bool = False,
     save_durations: bool = False,
@@ -117,12 +118,14 @@ def synthesize_command(
     engine: str = "torch",
     console=None,
 ) -> list:
-    """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message."""
+    """Run the command; returns the Results. Raises SynthesisError / VocoderError with a message.
+    output (one TEXT) and output_dir (-i) default to DEFAULT_OUTPUT / DEFAULT_OUTPUT_DIR."""
     from rich.console import Console
 
     console = console or Console(stderr=True)
     _check_request(text, input_file, output, output_dir,
                    dict(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale))
+    output, output_dir = output or DEFAULT_OUTPUT, output_dir or DEFAULT_OUTPUT_DIR
     if text == "-":
         text = sys.stdin.read()
     with _plain_warnings(console):
@@ -139,20 +142,24 @@ def synthesize_command(
     return results
 
 
-def _check_request(text: str | None, input_file, output: str, output_dir, controls: dict) -> None:
-    """The text, the controls and where the audio goes, checked before any model is loaded or text spoken."""
+def _check_request(text: str | None, input_file, output: str | None, output_dir, controls: dict) -> None:
+    """The text, the controls and where the audio goes, checked before any model is loaded or text spoken
+    (output / output_dir None: not given)."""
     if input_file is None and (text is None or not text.strip()):
         raise SynthesisError("nothing to say: give a TEXT argument ('-' reads stdin) or -i/--input-file FILE")
     if input_file is not None and text:
         raise SynthesisError("give either a TEXT argument or -i/--input-file, not both")
     check_controls(**controls)
-    if input_file is not None and output != DEFAULT_OUTPUT:
+    if input_file is not None and output is not None:
         # it used to be ignored without a word, and the files landed in ./tts_output
         raise SynthesisError(f"-o {output}: with -i/--input-file every line is written to --output-dir "
                              f"(<id>.wav), not to one file; give --output-dir FOLDER instead")
+    if input_file is None and output_dir is not None:
+        raise SynthesisError(f"--output-dir {output_dir}: it is where -i/--input-file writes its lines; "
+                             f"for one TEXT give -o FILE")
     if input_file is not None:
-        check_output_dir(output_dir, "--output-dir", SynthesisError)
-    elif output != "-":
+        check_output_dir(output_dir or DEFAULT_OUTPUT_DIR, "--output-dir", SynthesisError)
+    elif output not in (None, "-"):
         check_output_file(output, "-o", SynthesisError)
         try:
             audio_format(output)
@@ -191,7 +198,7 @@ def _speak_text(synth, text: str, controls: dict, output: str, extras: dict) -> 
     if output == "-":
         sys.stdout.buffer.write(wav_bytes(result.wav, result.sample_rate))
         sys.stdout.buffer.flush()
-        stem, where = Path("tts_output"), "stdout"
+        stem, where = Path(DEFAULT_OUTPUT).with_suffix(""), "stdout"
     else:
         out = Path(output)
         save_audio(out, result.wav, result.sample_rate)
