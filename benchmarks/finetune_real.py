@@ -32,19 +32,23 @@ def run_stage(name: str, args: list[str], times: dict[str, float]) -> None:
     times[name] = time.perf_counter() - t0
 
 
+def held_out_rows(data: Path, csv_name: str = "test.csv") -> list[tuple[str, str, Path]]:
+    """(id, text, recording) per line of DATA/csv_name (`id|text|path`, a path relative to DATA)."""
+    with open(data / csv_name, encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE))
+    return [(uid, text, Path(path) if Path(path).is_absolute() else data / path) for uid, text, path in rows]
+
+
 def held_out_folder(data: Path, out: Path, csv_name: str = "test.csv") -> Path:
     """DATA/test.csv (`id|text|path`) as an LJSpeech folder tts preprocess reads."""
     folder = out / ("held_out" if csv_name == "test.csv" else f"held_out_{Path(csv_name).stem}")
     (folder / "wavs").mkdir(parents=True, exist_ok=True)
     lines = []
-    with open(data / csv_name, encoding="utf-8") as f:
-        for row in csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE):
-            uid, text, path = row[0], row[1], Path(row[2])
-            path = path if path.is_absolute() else data / path
-            link = folder / "wavs" / f"{uid}.wav"
-            if not link.exists():
-                os.symlink(path.resolve(), link)
-            lines.append(f"{uid}|{text}|{text}\n")
+    for uid, text, path in held_out_rows(data, csv_name):
+        link = folder / "wavs" / f"{uid}.wav"
+        if not link.exists():
+            os.symlink(path.resolve(), link)
+        lines.append(f"{uid}|{text}|{text}\n")
     (folder / "metadata.csv").write_text("".join(lines), encoding="utf-8")
     return folder
 
@@ -64,12 +68,10 @@ def score_synthesized(args, out: Path, run: Path, times: dict) -> dict:
                                 "--output-dir", str(folder)], times)
     asr = load_asr("whisper-base", language=args.language)
     cers, ratios = [], []
-    with open(args.data / "test.csv", encoding="utf-8") as f:
-        for uid, text, path in csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE):
-            wav, sr = sf.read(folder / f"{uid}.wav", dtype="float32")
-            cers.append(cer(text, asr.transcribe(wav, sr), args.language))
-            path = Path(path) if Path(path).is_absolute() else args.data / path
-            ratios.append(len(wav) / sr / sf.info(path).duration)
+    for uid, text, path in held_out_rows(args.data):
+        wav, sr = sf.read(folder / f"{uid}.wav", dtype="float32")
+        cers.append(cer(text, asr.transcribe(wav, sr), args.language))
+        ratios.append(len(wav) / sr / sf.info(path).duration)
     return {"median": float(np.median(cers)), "mean": float(np.mean(cers)), "n": len(cers),
             "longest": max(ratios)}
 
