@@ -479,3 +479,49 @@ def test_replay_trains_the_base_voice_beside_the_new_one(work, tmp_path):
         plan_replay({"ratio": 1, "sentences": str(tmp_path / "nope.txt")}, "es")
     assert plan_replay({"ratio": 1}, "xx") is None  # no sentences in that language: off, with a warning
     assert len(plan_replay({"ratio": 1}, "es").sentences) > 1000  # the bundled voice's own sentences
+
+
+def test_timing_gap_counts_the_base_frames_on_symbols_the_workspace_leaves_empty(work, tmp_path, monkeypatch):
+    """es_base gives stress marks and word spaces ~5 frames each, `tts align` none: the share of the
+    base's predicted frames that fall on symbols with no frames in WORK's durations."""
+    import tts_cli.checkpoints.load as load_mod
+    from tts_cli.training.timing_check import timing_gap
+
+    class TwoFramesEach:  # a base that predicts 2 frames for every symbol
+        def eval(self):
+            return self
+
+        def infer(self, ids, speakers=None):
+            return {"durations": torch.full(ids.shape, 2, dtype=torch.long)}
+
+    monkeypatch.setattr(load_mod, "build_fastpitch", lambda ckpt: TwoFramesEach())
+    ws = Workspace(work)
+    rows = ws.load_manifest()
+    base = {"symbols": list(ws.load_symbols()), "speakers": {"default": 0}}
+    for r in rows:  # every symbol timed
+        np.save(ws.duration_path(r["id"]), np.full(len(r["symbols"]), 3, dtype=np.int64))
+    assert timing_gap(base, ws, rows) == 0.0
+    empty = total = 0
+    for r in rows:  # every third symbol left without frames, as the aligner leaves stress marks
+        d = np.full(len(r["symbols"]), 3, dtype=np.int64)
+        d[::3] = 0
+        np.save(ws.duration_path(r["id"]), d)
+        if r["split"] == "train":
+            empty, total = empty + int((d == 0).sum()), total + len(d)
+    assert timing_gap(base, ws, rows) == pytest.approx(empty / total)
+    assert timing_gap({**base, "symbols": ["_", "a"]}, ws, rows) is None  # no clip it can read
+
+
+@pytest.mark.parametrize("gap, steps", [(0.05, 2), (0.3, 3), (None, 2)])
+def test_in_language_base_with_other_timing_takes_the_plain_rate(work, tmp_path, monkeypatch, gap, steps):
+    """A base of the workspace's language whose frames fall on symbols WORK's durations leave empty
+    (timing_gap above TIMING_GAP_LIMIT) relearns its timing: the plain steps_per_minute."""
+    import tts_cli.training.fastpitch_job as job
+
+    run_train(work, tmp_path / "pre", cfg(2))
+    monkeypatch.setattr(job, "timing_gap", lambda *a, **k: gap)
+    rows = [r for r in Workspace(work).load_manifest() if r["split"] == "train"]
+    minutes = sum(r["duration_s"] for r in rows) / 60
+    config = cfg(1, steps_per_minute=3 / minutes, steps_per_minute_in_language=2 / minutes)
+    del config["train"]["steps"]
+    assert run_train(work, tmp_path / "same", config, init_from=tmp_path / "pre/checkpoints/last.pt")["step"] == steps

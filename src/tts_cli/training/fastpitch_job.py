@@ -45,6 +45,7 @@ from tts_cli.training.replay import load_replay, make_replay, plan_replay
 from tts_cli.training.run import from_recipe, load_train_config, train_settings
 from tts_cli.training.runtime import resolve_amp, seed_everything
 from tts_cli.training.skeleton import RunContext, TrainingPlan
+from tts_cli.training.timing_check import TIMING_GAP_LIMIT, timing_gap
 from tts_cli.workspace import Workspace, read_jsonl
 
 log = logging.getLogger("tts_cli.train")
@@ -201,7 +202,7 @@ class FastPitchJob:
         train_dict.pop("replay", None)
         task_settings = FastPitchTaskSettings.pop_from(train_dict)
         rate_key, why = (None, "") if o.steps is not None or "steps" in train_dict else \
-            _steps_rate(train_dict, init_ckpt, ctx.ws.language())
+            _steps_rate(train_dict, init_ckpt, ctx.ws, facts.rows)
         if rate_key:
             minutes = _train_minutes(facts.rows)
             train_dict["steps"] = max(1, round(float(train_dict[rate_key]) * minutes))
@@ -412,15 +413,23 @@ def _resolve_auto_eval(train_dict: dict, eval_asr: str | None, best_metric: str 
     return eval_asr, best_metric
 
 
-def _steps_rate(train: dict, init_ckpt, language: str | None) -> tuple[str | None, str]:
+def _steps_rate(train: dict, init_ckpt, ws: Workspace, rows: list[dict]) -> tuple[str | None, str]:
     """(the recipe key that sets steps per minute, why it was chosen). A base voice that already
-    speaks the workspace's language needs far fewer steps to learn a new speaker than one of
-    another language (`steps_per_minute_in_language`); the checkpoint must name its language."""
+    speaks the workspace's language, and times its symbols as WORK's durations do, needs far fewer
+    steps to learn a new speaker than one of another language (`steps_per_minute_in_language`);
+    the checkpoint must name its language."""
+    rate = "steps_per_minute" if train.get("steps_per_minute") else None
+    language = ws.language()
     if init_ckpt is not None and train.get("steps_per_minute_in_language"):
         base = CheckpointHeader.of(init_ckpt).text.get("language")  # not .language: that defaults to es
         if base and language and same_language(base, language):
-            return "steps_per_minute_in_language", f"; the init voice speaks {base}"
-    return ("steps_per_minute" if train.get("steps_per_minute") else None), ""
+            gap = timing_gap(init_ckpt, ws, rows)
+            if gap is None or gap <= TIMING_GAP_LIMIT:
+                return "steps_per_minute_in_language", f"; the init voice speaks {base}"
+            return rate, (f"; the init voice speaks {base} but puts {gap:.0%} of its frames on symbols your "
+                          f"durations give none (stress marks, word spaces): it relearns its timing as from "
+                          f"another language")
+    return rate, ""
 
 
 def _train_minutes(rows: list[dict]) -> float:
