@@ -484,17 +484,20 @@ def test_replay_trains_the_base_voice_beside_the_new_one(work, tmp_path):
 def test_timing_gap_counts_the_base_frames_on_symbols_the_workspace_leaves_empty(work, tmp_path, monkeypatch):
     """es_base gives stress marks and word spaces ~5 frames each, `tts align` none: the share of the
     base's predicted frames that fall on symbols with no frames in WORK's durations."""
-    import tts_cli.checkpoints.load as load_mod
+    import tts_cli.evaluation.scoring as scoring
     from tts_cli.training.timing_check import timing_gap
 
     class TwoFramesEach:  # a base that predicts 2 frames for every symbol
         def eval(self):
             return self
 
+        def to(self, device):
+            return self
+
         def infer(self, ids, speakers=None):
             return {"durations": torch.full(ids.shape, 2, dtype=torch.long)}
 
-    monkeypatch.setattr(load_mod, "build_fastpitch", lambda ckpt: TwoFramesEach())
+    monkeypatch.setattr(scoring, "build_fastpitch", lambda ckpt, **kw: TwoFramesEach())
     ws = Workspace(work)
     rows = ws.load_manifest()
     base = {"symbols": list(ws.load_symbols()), "speakers": {"default": 0}}

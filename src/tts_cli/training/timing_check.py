@@ -21,27 +21,19 @@ TIMING_GAP_LIMIT = 0.10
 def timing_gap(init_ckpt: dict, ws, rows: Sequence[dict], limit: int = 40) -> float | None:
     """The share of frames the init checkpoint predicts for symbols that WORK's durations leave
     empty, over up to `limit` train clips it can read (None: no clip to compare)."""
-    import torch
-
     from tts_cli.checkpoints.format import CheckpointHeader
-    from tts_cli.checkpoints.load import build_fastpitch
+    from tts_cli.evaluation.scoring import DurationModel
 
-    header = CheckpointHeader.of(init_ckpt)
-    if not header.symbols:
-        return None
-    index = {s: i for i, s in enumerate(header.symbols)}
-    usable = [r for r in rows if r.get("split") == "train" and all(s in index for s in r["symbols"])
+    known = set(CheckpointHeader.of(init_ckpt).symbols or [])
+    usable = [r for r in rows if r.get("split") == "train" and known.issuperset(r["symbols"])
               and ws.duration_path(r["id"]).exists()][: max(1, int(limit))]
     if not usable:
         return None
-    model = build_fastpitch(init_ckpt).eval()
-    speaker = torch.zeros(1, dtype=torch.long) if len(header.speakers) > 1 else None
+    base = DurationModel.from_checkpoint(init_ckpt, "cpu")
     on_empty = total = 0.0
     for r in usable:
         ours = np.load(ws.duration_path(r["id"]))
-        with torch.no_grad():
-            out = model.infer(torch.tensor([[index[s] for s in r["symbols"]]]), speakers=speaker)
-        theirs = out["durations"][0, : len(ours)].float().numpy()
+        theirs = base.durations(r["symbols"], None).astype(np.float64)  # the base's first speaker
         on_empty += float(theirs[ours == 0].sum())
         total += float(theirs.sum())
     return on_empty / total if total > 0 else None
