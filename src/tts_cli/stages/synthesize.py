@@ -123,9 +123,9 @@ def synthesize_command(
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    _check_request(text, input_file, output, output_dir,
-                   dict(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale, energy_scale=energy_scale))
-    output, output_dir = output or DEFAULT_OUTPUT, output_dir or DEFAULT_OUTPUT_DIR
+    output, output_dir = _check_request(text, input_file, output, output_dir,
+                                        dict(speed=speed, pitch_shift=pitch_shift, pitch_scale=pitch_scale,
+                                             energy_scale=energy_scale))
     if text == "-":
         text = sys.stdin.read()
     with _plain_warnings(console):
@@ -142,9 +142,9 @@ def synthesize_command(
     return results
 
 
-def _check_request(text: str | None, input_file, output: str | None, output_dir, controls: dict) -> None:
+def _check_request(text: str | None, input_file, output: str | None, output_dir, controls: dict) -> tuple:
     """The text, the controls and where the audio goes, checked before any model is loaded or text spoken
-    (output / output_dir None: not given)."""
+    (output / output_dir None: not given); returns (output, output_dir) with their defaults."""
     if input_file is None and (text is None or not text.strip()):
         raise SynthesisError("nothing to say: give a TEXT argument ('-' reads stdin) or -i/--input-file FILE")
     if input_file is not None and text:
@@ -157,14 +157,16 @@ def _check_request(text: str | None, input_file, output: str | None, output_dir,
     if input_file is None and output_dir is not None:
         raise SynthesisError(f"--output-dir {output_dir}: it is where -i/--input-file writes its lines; "
                              f"for one TEXT give -o FILE")
+    output, output_dir = output or DEFAULT_OUTPUT, output_dir or DEFAULT_OUTPUT_DIR
     if input_file is not None:
-        check_output_dir(output_dir or DEFAULT_OUTPUT_DIR, "--output-dir", SynthesisError)
-    elif output not in (None, "-"):
+        check_output_dir(output_dir, "--output-dir", SynthesisError)
+    elif output != "-":
         check_output_file(output, "-o", SynthesisError)
         try:
             audio_format(output)
         except AudioError as e:
             raise SynthesisError(f"-o {e}") from None
+    return output, output_dir
 
 
 def _open_voice(model, run, voice, engine: str, *, vocoder, device, precision, batch_size: int, threads: int,
