@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_cli.stages.align_durations import silent_symbols_as_aligner
 from tts_cli.stages.align_teacher import align_from_teacher, match_durations, read_teacher_rows
+from tts_cli.teacher.kokoro import AUDIO_LEAD_S
 from tts_cli.workspace import Workspace, atomic_write_json, atomic_write_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -79,6 +81,48 @@ def test_a_differing_sound_is_bridged_and_flagged_and_a_different_text_is_a_mism
     assert other.kind == "mismatch" and other.durations is None and "differ" in other.notes[0]
 
 
+def test_the_teachers_audio_lead_moves_every_inner_boundary_earlier():
+    symbols = ["a", "b", "c", "d"]
+    tokens, durs = ["", *symbols, ""], [0.3, 0.1, 0.2, 0.2, 0.2, 0.3]
+    plain = match_durations(symbols, 80, 0.1, SR, HOP, tokens, durs)
+    early = match_durations(symbols, 80, 0.1, SR, HOP, tokens, durs, lead_s=0.04)
+    times = 0.3 + np.cumsum([0.1, 0.2, 0.2])
+    np.testing.assert_array_equal(np.cumsum(early.durations)[:-1], [frame(t - 0.04, 0.1) for t in times])
+    assert np.cumsum(plain.durations)[1] - np.cumsum(early.durations)[1] == 3  # 40 ms = 3.4 frames
+    assert early.durations.sum() == 80
+
+
+# --------------------------------------------------------------------------- the aligner's convention
+
+def loud_quiet_mel(loud: list[bool]) -> np.ndarray:
+    """A log-mel whose frames are loud (0) or 40+ dB quieter (-10)."""
+    return np.where(np.array(loud)[None, :], 0.0, -10.0).repeat(4, axis=0).astype(np.float32)
+
+
+def test_a_stress_marks_frames_go_to_the_sound_after_it_or_before_it_at_the_end():
+    symbols = ["k", "ˈ", "a", "s", "ˌ"]
+    dur = np.array([3, 4, 5, 2, 2], np.int32)
+    out = silent_symbols_as_aligner(dur, symbols, None, zero_width_stress=True, space_quiet_db=0)
+    np.testing.assert_array_equal(out, [3, 0, 9, 4, 0])
+    kept = silent_symbols_as_aligner(dur, symbols, None, zero_width_stress=False, space_quiet_db=0)
+    np.testing.assert_array_equal(kept, dur)
+
+
+def test_a_word_space_keeps_only_its_quiet_frames():
+    symbols = ["a", " ", "ˈ", "b", " ", "c", " "]
+    dur = np.array([4, 6, 2, 3, 4, 3, 3], np.int32)
+    # frames: a 0-3 | space 4-9: loud, loud, quiet, quiet, quiet, loud | ˈ 10-11 | b 12-14 | space 15-18 all loud
+    # | c 19-21 | trailing space 22-24: loud, quiet, quiet
+    loud = [True] * 6 + [False] * 3 + [True] * 14 + [False] * 2
+    out = silent_symbols_as_aligner(dur, symbols, loud_quiet_mel(loud), zero_width_stress=True, space_quiet_db=40)
+    # space 1: 2 loud frames to a, 1 loud frame to b (its stress mark's 2 as well); space 4, no quiet frame:
+    # half to b, half to c; the trailing space gives its loud frame to c and keeps the silence
+    np.testing.assert_array_equal(out, [6, 3, 0, 3 + 1 + 2 + 2, 0, 3 + 2 + 1, 2])
+    assert out.sum() == dur.sum() and out.dtype == np.int32
+    untouched = silent_symbols_as_aligner(dur, symbols, None, zero_width_stress=False, space_quiet_db=0)
+    np.testing.assert_array_equal(untouched, dur)
+
+
 # --------------------------------------------------------------------------- the stage
 
 def teacher_row(uid: str, symbols: list[str], n_frames: int, trim: float, rng) -> dict:
@@ -92,11 +136,13 @@ def teacher_row(uid: str, symbols: list[str], n_frames: int, trim: float, rng) -
             "units": [], "duration_s": float(sum(durs)), "sample_rate": SR}
 
 
-def expected(row: dict, t: dict) -> np.ndarray:
-    times = np.cumsum(t["durations_s"])[:-1]  # boundaries: pad end, each inner token end
+def expected(row: dict, t: dict, work: Path) -> np.ndarray:
+    """The teacher's boundaries moved by its audio lead, then put in the aligner's convention."""
+    times = np.cumsum(t["durations_s"])[:-1] - AUDIO_LEAD_S  # boundaries: pad end, each inner token end
     f = [min(max(frame(x, row["trim_start_s"]), 0), row["n_frames"]) for x in times]
     f[0], f[-1] = 0, row["n_frames"]
-    return np.diff(f).astype(np.int32)
+    mel = np.load(work / "mels" / f"{row['id']}.npy")
+    return silent_symbols_as_aligner(np.diff(f), row["symbols"], mel, zero_width_stress=True, space_quiet_db=40)
 
 
 def make_pair(tmp_path: Path, n_utts: int = 6, seed: int = 0):
@@ -148,7 +194,7 @@ def test_multi_voice_corpus_gives_every_utterance_its_teacher_durations(tmp_path
         dur = np.load(ws.duration_path(row["id"]))
         assert dur.dtype == np.int32 and len(dur) == len(row["symbols"])
         assert dur.sum() == row["n_frames"]
-        np.testing.assert_array_equal(dur, expected(row, teacher[row["id"]]))
+        np.testing.assert_array_equal(dur, expected(row, teacher[row["id"]], work))
     cfg = (work / "align_config.yaml").read_text()
     assert "method: teacher" in cfg and str(corpus.resolve()) in cfg and "hop_length: 256" in cfg
     assert report_rows(work) == []
@@ -207,7 +253,7 @@ def test_learned_fallback_aligns_only_what_the_teacher_could_not(tmp_path):
         dur = np.load(ws.duration_path(row["id"]))
         assert dur.sum() == row["n_frames"]
         if row["id"] in teacher and row["id"] != f"voiceB_{gone.stem}":
-            np.testing.assert_array_equal(dur, expected(row, teacher[row["id"]]))  # not overwritten
+            np.testing.assert_array_equal(dur, expected(row, teacher[row["id"]], work))  # not overwritten
     assert "fallback_learned" in (work / "align_config.yaml").read_text()
     report = report_rows(work)
     assert [r["id"] for r in report if r.get("source") == "teacher"] == [f"voiceB_{gone.stem}"]

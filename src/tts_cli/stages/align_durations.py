@@ -11,7 +11,7 @@ import numpy as np
 from tts_cli.models.alignment import mas_batch
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_bytes
 
-from .align_data import QueryFeatures, Utterance, collate
+from .align_data import QueryFeatures, Utterance, collate, is_silent_symbol, is_stress_mark
 from .align_settings import AlignConfig
 
 
@@ -96,6 +96,48 @@ def edge_silence(dur: np.ndarray, symbols: list[str], mel: np.ndarray, top_db: f
     return dur
 
 
+def silent_symbols_as_aligner(dur: np.ndarray, symbols: list[str], mel: np.ndarray | None,
+                              zero_width_stress: bool, space_quiet_db: float) -> np.ndarray:
+    """Durations from another source (a teacher's timing) in the learned aligner's convention, so a
+    voice trained on them fine-tunes on `tts align` durations without relearning its timing:
+    a stress mark's frames go to the sounding symbol after it (`zero_width_stress`); a word space
+    keeps only the frames from its first to its last quiet one (`space_quiet_db`, as the aligner
+    constrains it): loud frames before go to the sounding symbol before it, loud frames after to
+    the one after it (all to one side at an utterance edge). The sum is unchanged.
+    """
+    dur = np.asarray(dur).astype(np.int64).copy()
+    quiet = quiet_frames(mel, space_quiet_db) if (mel is not None and space_quiet_db > 0) else None
+    sounding = [j for j, sym in enumerate(symbols) if not is_silent_symbol(sym)]
+    if not sounding:
+        return dur.astype(np.int32)
+
+    def neighbour(j: int, step: int) -> int | None:
+        side = [k for k in sounding if (k - j) * step > 0]
+        return (side[0] if step > 0 else side[-1]) if side else None
+
+    for j, sym in enumerate(symbols):
+        d = int(dur[j])
+        if d == 0 or j in sounding:
+            continue
+        before, after = neighbour(j, -1), neighbour(j, +1)
+        if zero_width_stress and is_stress_mark(sym):
+            lead, trail = 0, d
+        elif quiet is not None and sym.isspace():
+            start = int(dur[:j].sum())
+            hits = np.flatnonzero(quiet[start: start + d])
+            lead, trail = (int(hits[0]), d - 1 - int(hits[-1])) if len(hits) else (d // 2, d - d // 2)
+        else:
+            continue
+        if before is None:
+            lead, trail = 0, lead + trail
+        if after is None:
+            lead, trail = lead + trail, 0
+        dur[before if before is not None else j] += lead
+        dur[after if after is not None else j] += trail
+        dur[j] -= lead + trail
+    return dur.astype(np.int32)
+
+
 def _utterance_stats(u: Utterance, dur: np.ndarray, hard: np.ndarray, soft: np.ndarray, cfg: AlignConfig) -> dict:
     confidence = float((soft * hard).sum() / max(1, u.n_frames))
     longest = int(dur.max())
@@ -138,4 +180,4 @@ def plot_alignment(path: Path, u: Utterance, soft: np.ndarray, dur: np.ndarray) 
     atomic_write_bytes(path, buf.getvalue())
 
 
-__all__ = ["edge_silence", "extract_durations", "plot_alignment", "quiet_frames"]
+__all__ = ["edge_silence", "extract_durations", "plot_alignment", "quiet_frames", "silent_symbols_as_aligner"]

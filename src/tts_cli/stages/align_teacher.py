@@ -4,10 +4,17 @@
 (CORPUS[/<voice>]/teacher_durations.jsonl, and teacher/<id>.json per utterance). Each manifest
 utterance of a workspace made from that corpus gets its durations from them:
 
-  token boundaries (cumulative `durations_s`, seconds in the source wav) -> minus `trim_start_s`
-  -> frames at the workspace's sample_rate / hop_length (rounded half up) -> clipped to
-  [0, n_frames]; the first symbol starts at frame 0 and the last ends at n_frames, so the edge
-  symbols absorb the teacher's leading/trailing pad and whatever silence preprocess kept.
+  token boundaries (cumulative `durations_s`, seconds in the source wav) -> minus the teacher's
+  audio lead (kokoro.AUDIO_LEAD_S: its audio runs ~40 ms ahead of its durations) -> minus
+  `trim_start_s` -> frames at the workspace's sample_rate / hop_length (rounded half up) ->
+  clipped to [0, n_frames]; the first symbol starts at frame 0 and the last ends at n_frames, so
+  the edge symbols absorb the teacher's leading/trailing pad and whatever silence preprocess kept.
+
+Then the durations take the learned aligner's convention (align settings `zero_width_stress`,
+`space_quiet_db`, see silent_symbols_as_aligner): stress marks get no frames, word spaces only
+quiet ones. A voice trained on the teacher's own token timing (~5 frames on every stress mark and
+word space) had to relearn its timing before it could fine-tune on `tts align` durations of real
+recordings (stop 37: 0.6 % CER free-running, 45 % with a real speaker's aligned durations).
 
 Matching tokens to our symbols: both sides become character strings (Kokoro's single letters for
 tied pairs, e.g. ʧ, go back to our tʃ; a token covering several characters shares its time evenly)
@@ -42,11 +49,11 @@ from tts_cli.config import audio_config, dump_yaml
 from tts_cli.errors import AlignmentError, ConfigError
 from tts_cli.stages.align import align as learned_align
 from tts_cli.stages.align import print_summary_table
-from tts_cli.teacher.kokoro import TIED_TO_KOKORO
+from tts_cli.teacher.kokoro import AUDIO_LEAD_S, TIED_TO_KOKORO
 from tts_cli.workspace import Workspace, atomic_save_npy, atomic_write_jsonl, atomic_write_text, read_jsonl
 
 from .align_data import Utterance
-from .align_durations import plot_alignment
+from .align_durations import plot_alignment, silent_symbols_as_aligner
 from .align_settings import align_config, learned_settings, workspace_config
 
 TEACHER_FILE = "teacher_durations.jsonl"
@@ -245,8 +252,9 @@ def _differences(ours: str, theirs: str, offsets: list[int], limit: int = 4) -> 
 
 def match_durations(symbols: list[str], n_frames: int, trim_start_s: float, sample_rate: int, hop_length: int,
                     tokens: list[str], durations_s: list[float], min_match: float = 0.9,
-                    letters: dict | None = None) -> Match:
-    """Durations (int32, one per symbol, summing to n_frames) of `symbols` from teacher tokens."""
+                    letters: dict | None = None, lead_s: float = 0.0) -> Match:
+    """Durations (int32, one per symbol, summing to n_frames) of `symbols` from teacher tokens;
+    `lead_s`: how far the teacher's audio runs ahead of its durations (boundaries move earlier)."""
     letters = _teacher_letters() if letters is None else letters
     theirs, tb = _teacher_chars(tokens, durations_s, letters)
     texts = [unicodedata.normalize("NFC", s) for s in symbols]
@@ -271,7 +279,7 @@ def match_durations(symbols: list[str], n_frames: int, trim_start_s: float, samp
             kind, notes = "approximate", [f"teacher tokens differ (sound match {ratio:.0%}), timing spread over "
                                           "the differing spans: " + "; ".join(diffs)]
     ob = _symbol_times(ours, theirs, tb)
-    frames = np.floor((ob[offsets] - trim_start_s) * sample_rate / hop_length + 0.5)
+    frames = np.floor((ob[offsets] - lead_s - trim_start_s) * sample_rate / hop_length + 0.5)
     frames = np.clip(frames, 0, n_frames).astype(np.int64)
     frames[0], frames[-1] = 0, n_frames  # the edge symbols take the pads and the kept silence
     frames = np.maximum.accumulate(frames)
@@ -326,7 +334,8 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     cfg_all = workspace_config(ws, config)
     audio = audio_config(cfg_all)
     sample_rate, hop = int(audio.sample_rate), int(audio.hop_length)
-    plots = align_config(cfg_all).plots
+    cfg = align_config(cfg_all)  # plots, and the silent-symbol convention shared with the learned aligner
+    plots = cfg.plots
     if fallback == "learned":  # its settings are checked now, not after the teacher's durations are written
         learned_settings(cfg_all, learned.get("steps"), learned.get("batch_size"))
     corpus = Path(corpus)
@@ -336,7 +345,8 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     index, letters = TeacherIndex(teacher_rows), _teacher_letters()
 
     plot_ids = set(sorted(str(r.get("id")) for r in rows)[:plots])  # as the learned stage: the first ids
-    timing = {"sample_rate": sample_rate, "hop": hop, "min_match": min_match, "letters": letters}
+    timing = {"sample_rate": sample_rate, "hop": hop, "min_match": min_match, "letters": letters, "lead_s": AUDIO_LEAD_S,
+              "zero_width_stress": cfg.zero_width_stress, "space_quiet_db": float(cfg.space_quiet_db)}
     counts, report, leftovers = _write_teacher_durations(ws, rows, table, index, corpus, timing, force, plot_ids,
                                                          console)
 
@@ -352,7 +362,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     missing = [u for u in leftovers if not ws.duration_path(u).exists()]
     settings = {"method": "teacher", "corpus": str(corpus.resolve()), "teacher_folders": [str(f) for f in folders],
                 "sample_rate": sample_rate, "hop_length": hop, "min_match": float(min_match), "fallback": fallback,
-                "plots": plots}
+                "plots": plots, "teacher_audio_lead_s": AUDIO_LEAD_S, "zero_width_stress": cfg.zero_width_stress, "space_quiet_db": float(cfg.space_quiet_db)}
     doc = _write_align_config(ws, settings, corpus, learned_summary is not None)
 
     summary = {
@@ -425,10 +435,28 @@ def _match_row(row: dict, ws: Workspace, table: set, index: TeacherIndex, corpus
             if reason is None:
                 match = match_durations(syms, int(row["n_frames"]), float(row.get("trim_start_s") or 0.0),
                                         sample_rate, hop, t.tokens, t.durations_s, timing["min_match"],
-                                        timing["letters"])
+                                        timing["letters"], timing["lead_s"])
                 if match.durations is None:
                     reason = f"{t.where}: " + "; ".join(match.notes)
+                else:
+                    reason = _as_aligner_timing(ws, uid, syms, match, timing)
     return reason, match, t
+
+
+def _as_aligner_timing(ws: Workspace, uid: str, syms: list[str], match: Match, timing: dict) -> str | None:
+    """Put the match's durations in the learned aligner's convention (stress marks and word spaces,
+    see silent_symbols_as_aligner); the reason when the utterance's mel cannot be read for it."""
+    mel = None
+    if timing["space_quiet_db"] > 0:
+        try:
+            mel = np.load(ws.mel_path(uid), allow_pickle=False)
+        except (OSError, ValueError) as e:
+            return f"{ws.mel_path(uid)}: cannot read the mel ({e})"
+        if mel.ndim != 2 or mel.shape[1] != int(match.durations.sum()):
+            return f"{ws.mel_path(uid)}: shape {mel.shape} does not match the utterance's {int(match.durations.sum())} frames"
+    match.durations = silent_symbols_as_aligner(match.durations, syms, mel, timing["zero_width_stress"],
+                                                timing["space_quiet_db"])
+    return None
 
 
 def _write_align_config(ws: Workspace, settings: dict, corpus: Path, learned_ran: bool) -> dict:
