@@ -367,6 +367,10 @@ def test_init_from_other_symbol_set_and_freeze(work, tmp_path):
     k = "decoder.layers.0.pos_ff.CoreNet.0.weight"
     assert not torch.equal(pre["model"][k], ft["model"][k])
     assert ft["pitch_stats"]["speakers"].keys() == {"ana", "luis"}
+    # --resume keeps the run's table (the base's extra symbols included)
+    run_train(work2, tmp_path / "ft", None, resume=True, steps=3)
+    resumed = torch.load(tmp_path / "ft/checkpoints/last.pt", weights_only=True)
+    assert resumed["step"] == 3 and resumed["symbols"] == ft["symbols"]
 
 
 def test_steps_per_minute_in_language_when_the_init_voice_speaks_it(work, tmp_path):

@@ -345,8 +345,9 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     index, letters = TeacherIndex(teacher_rows), _teacher_letters()
 
     plot_ids = set(sorted(str(r.get("id")) for r in rows)[:plots])  # as the learned stage: the first ids
-    timing = {"sample_rate": sample_rate, "hop": hop, "min_match": min_match, "letters": letters, "lead_s": AUDIO_LEAD_S,
-              "zero_width_stress": cfg.zero_width_stress, "space_quiet_db": float(cfg.space_quiet_db)}
+    convention = {"zero_width_stress": cfg.zero_width_stress, "space_quiet_db": float(cfg.space_quiet_db)}
+    timing = {"sample_rate": sample_rate, "hop": hop, "min_match": min_match, "letters": letters,
+              "lead_s": AUDIO_LEAD_S, **convention}
     counts, report, leftovers = _write_teacher_durations(ws, rows, table, index, corpus, timing, force, plot_ids,
                                                          console)
 
@@ -362,7 +363,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     missing = [u for u in leftovers if not ws.duration_path(u).exists()]
     settings = {"method": "teacher", "corpus": str(corpus.resolve()), "teacher_folders": [str(f) for f in folders],
                 "sample_rate": sample_rate, "hop_length": hop, "min_match": float(min_match), "fallback": fallback,
-                "plots": plots, "teacher_audio_lead_s": AUDIO_LEAD_S, "zero_width_stress": cfg.zero_width_stress, "space_quiet_db": float(cfg.space_quiet_db)}
+                "plots": plots, "teacher_audio_lead_s": AUDIO_LEAD_S, **convention}
     doc = _write_align_config(ws, settings, corpus, learned_summary is not None)
 
     summary = {
@@ -453,7 +454,7 @@ def _as_aligner_timing(ws: Workspace, uid: str, syms: list[str], match: Match, t
         except (OSError, ValueError) as e:
             return f"{ws.mel_path(uid)}: cannot read the mel ({e})"
         if mel.ndim != 2 or mel.shape[1] != int(match.durations.sum()):
-            return f"{ws.mel_path(uid)}: shape {mel.shape} does not match the utterance's {int(match.durations.sum())} frames"
+            return f"{ws.mel_path(uid)}: shape {mel.shape} does not match its {int(match.durations.sum())} frames"
     match.durations = silent_symbols_as_aligner(match.durations, syms, mel, timing["zero_width_stress"],
                                                 timing["space_quiet_db"])
     return None

@@ -117,7 +117,6 @@ class _Facts:
         pitch_stats = {**self.pitch_stats, "speakers": {**stats["speakers"], **self.pitch_stats["speakers"]}}
         return replace(self, symbols=symbols, speakers=speakers, pitch_stats=pitch_stats, replay=ws, replay_rows=rows)
 
-
     def with_base_symbols(self, base_symbols: Sequence[str] | None) -> "_Facts":
         """The init voice's symbols the workspace lacks, after the workspace's own: their rows are
         copied and never trained, so the fine-tuned voice still says sounds its recordings never had
@@ -142,8 +141,9 @@ class FastPitchJob:
             _init_checkpoint(o.init_from, ctx.cfg["train"].get("init_from"), ctx.console, ctx.dist.is_main,
                              language=ctx.ws.language())
         facts = self._with_replay(ctx, _Facts.read(ctx.ws), init_ckpt)
-        if init_ckpt is not None:
-            facts = facts.with_base_symbols(CheckpointHeader.of(init_ckpt).symbols)
+        started_from = init_ckpt if init_ckpt is not None else ctx.resume_ckpt  # --resume: the run's own table
+        if started_from is not None:
+            facts = facts.with_base_symbols(CheckpointHeader.of(started_from).symbols)
         settings, task_settings = self._settings(ctx, facts, o, init_ckpt)
         model_cfg = self._model_config(ctx, facts, o, init_ckpt)
         # model (+ fine-tuning init, freezing, pitch statistics of this workspace)
