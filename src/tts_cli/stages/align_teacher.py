@@ -10,11 +10,10 @@ utterance of a workspace made from that corpus gets its durations from them:
   clipped to [0, n_frames]; the first symbol starts at frame 0 and the last ends at n_frames, so
   the edge symbols absorb the teacher's leading/trailing pad and whatever silence preprocess kept.
 
-Then the durations take the learned aligner's convention (align settings `zero_width_stress`,
-`space_quiet_db`, see silent_symbols_as_aligner): stress marks get no frames, word spaces only
-quiet ones. A voice trained on the teacher's own token timing (~5 frames on every stress mark and
-word space) had to relearn its timing before it could fine-tune on `tts align` durations of real
-recordings (stop 37: 0.6 % CER free-running, 45 % with a real speaker's aligned durations).
+Then the durations take the learned aligner's convention (`zero_width_stress`, `space_quiet_db`;
+silent_symbols_as_aligner): stress marks no frames, word spaces only quiet ones. A voice trained on
+the teacher's token timing (~5 frames on each) had to relearn it before fine-tuning on `tts align`
+durations of real speech (stop 37: 0.6 % CER free-running, 45 % with a speaker's aligned durations).
 
 Matching tokens to our symbols: both sides become character strings (Kokoro's single letters for
 tied pairs, e.g. ʧ, go back to our tʃ; a token covering several characters shares its time evenly)
@@ -335,7 +334,6 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     audio = audio_config(cfg_all)
     sample_rate, hop = int(audio.sample_rate), int(audio.hop_length)
     cfg = align_config(cfg_all)  # plots, and the silent-symbol convention shared with the learned aligner
-    plots = cfg.plots
     if fallback == "learned":  # its settings are checked now, not after the teacher's durations are written
         learned_settings(cfg_all, learned.get("steps"), learned.get("batch_size"))
     corpus = Path(corpus)
@@ -344,7 +342,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
         console.print(f"[yellow]teacher corpus: {p}[/]")
     index, letters = TeacherIndex(teacher_rows), _teacher_letters()
 
-    plot_ids = set(sorted(str(r.get("id")) for r in rows)[:plots])  # as the learned stage: the first ids
+    plot_ids = set(sorted(str(r.get("id")) for r in rows)[:cfg.plots])  # as the learned stage: the first ids
     convention = {"zero_width_stress": cfg.zero_width_stress, "space_quiet_db": float(cfg.space_quiet_db)}
     timing = {"sample_rate": sample_rate, "hop": hop, "min_match": min_match, "letters": letters,
               "lead_s": AUDIO_LEAD_S, **convention}
@@ -363,7 +361,7 @@ def align_from_teacher(work: str | Path, corpus: str | Path, force: bool = False
     missing = [u for u in leftovers if not ws.duration_path(u).exists()]
     settings = {"method": "teacher", "corpus": str(corpus.resolve()), "teacher_folders": [str(f) for f in folders],
                 "sample_rate": sample_rate, "hop_length": hop, "min_match": float(min_match), "fallback": fallback,
-                "plots": plots, "teacher_audio_lead_s": AUDIO_LEAD_S, **convention}
+                "plots": cfg.plots, "teacher_audio_lead_s": AUDIO_LEAD_S, **convention}
     doc = _write_align_config(ws, settings, corpus, learned_summary is not None)
 
     summary = {
@@ -445,8 +443,8 @@ def _match_row(row: dict, ws: Workspace, table: set, index: TeacherIndex, corpus
 
 
 def _as_aligner_timing(ws: Workspace, uid: str, syms: list[str], match: Match, timing: dict) -> str | None:
-    """Put the match's durations in the learned aligner's convention (stress marks and word spaces,
-    see silent_symbols_as_aligner); the reason when the utterance's mel cannot be read for it."""
+    """The match's durations in the learned aligner's convention (silent_symbols_as_aligner);
+    the reason when the utterance's mel cannot be read for it."""
     mel = None
     if timing["space_quiet_db"] > 0:
         try:
