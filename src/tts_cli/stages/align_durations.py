@@ -117,7 +117,7 @@ def silent_symbols_as_aligner(dur: np.ndarray, symbols: list[str], mel: np.ndarr
 
     for j, sym in enumerate(symbols):
         d = int(dur[j])
-        if d == 0 or j in sounding:
+        if d == 0 or not is_silent_symbol(sym):
             continue
         before, after = neighbour(j, -1), neighbour(j, +1)
         if zero_width_stress and is_stress_mark(sym):
