@@ -134,6 +134,24 @@ def test_batch_from_file_and_one_warning_for_unknown_symbols(run_dir, tmp_path):
     assert len(warned) == 1 and "'x'" in warned[0] and "'z'" in warned[0]
 
 
+def test_input_file_reads_comma_csv_and_skips_a_header(tmp_path):
+    """A held-out list saved as a spreadsheet CSV speaks its text column, never the id."""
+    csv_file = tmp_path / "held_out.csv"
+    csv_file.write_text('id,text,path\nvm-goodbye,"Adiós, hasta luego.",wavs/vm-goodbye.wav\n'
+                        'vm-press,Presione 1\n', encoding="utf-8")
+    assert read_input_file(csv_file) == [("vm-goodbye", "Adiós, hasta luego."), ("vm-press", "Presione 1")]
+    tsv = tmp_path / "lines.tsv"
+    tsv.write_text("u1\tHola, mundo.\n", encoding="utf-8")
+    assert read_input_file(tsv) == [("u1", "Hola, mundo.")]
+    # plain sentences in a .csv stay whole: not every row starts with an id
+    plain = tmp_path / "plain.csv"
+    plain.write_text("Hola, ¿cómo estás?\nBuenos días a todos\n", encoding="utf-8")
+    assert [t for _, t in read_input_file(plain)] == ["Hola, ¿cómo estás?", "Buenos días a todos"]
+    piped = tmp_path / "piped.txt"
+    piped.write_text("id|text\nu1|Hola, mundo.\n", encoding="utf-8")
+    assert read_input_file(piped, with_lines=True) == [("u1", "Hola, mundo.", 2)]
+
+
 def test_unknown_symbols_warn_once_per_call(synth):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
