@@ -42,6 +42,7 @@ import soundfile as sf
 VERSION = "1.6.1-1"
 SR = 16000
 GSM_SR = 8000  # asterisk-prompt-es-co: raw GSM 06.10 frames, telephone band
+EMBEDDED_KEY = re.compile(r"\s(?=[a-z][a-z0-9]*(?:[-_/][a-z0-9]+)+:\s)")  # " vm-then-pound: " inside a text
 ES_CO_TRANSCRIPTS = Path(__file__).parent / "transcripts" / "asterisk-prompt-es-co.txt"
 
 
@@ -104,7 +105,9 @@ def read_transcripts(root: Path, language: str) -> dict[str, str]:
         if line.startswith(";") or ":" not in line:
             continue
         key, text = line.split(":", 1)
-        text = text.strip()
+        # two Italian lines run on into the next prompts ("... attivi. confbridge-mute-in: Per ..."):
+        # keep the line's own sentence only (the runs-on prompts are not recovered: the split stays)
+        text = EMBEDDED_KEY.split(text)[0].strip()
         # tones and notes ("[this is a simple beep tone]"), spelled-out single letters and
         # ellipses of cut-off prompts are not read sentences
         if not text or "[" in text or "(" in text or sum(ch.isalpha() for ch in text) < 4:
