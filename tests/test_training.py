@@ -223,9 +223,19 @@ def test_training_learns_and_writes_run_folder(work, tmp_path):
         run_train(work, tmp_path / "run", cfg(30))
 
 
-def test_resume_after_interrupt_equals_uninterrupted_run(work, tmp_path):
+def test_resume_after_interrupt_equals_uninterrupted_run(work, tmp_path, monkeypatch):
     """Ctrl-C at step 5 (mid-epoch), resume to 11: the loss curve equals a direct 11-step run.
     Dropout is on, so this needs the RNG states and the sampler position restored exactly."""
+    from tts_cli.evaluation import asr
+
+    def no_recogniser(*args, **kwargs):
+        raise asr.ASRUnavailable("not in this test")
+
+    # The held-out check after the direct run loads Whisper where the [eval] extra is installed.
+    # Under pytest the resumed run then ended ~1e-4 away in a few weights whose gradients are only
+    # rounding noise (attention key biases; Adam scales noise up), loss curves still equal; the
+    # same runs in a plain script match bit for bit. This test is about RNG and sampler restore.
+    monkeypatch.setattr(asr, "load_asr", no_recogniser)
     config = cfg(11, val_every=4, val_samples=0)  # validation must not disturb the RNG streams
     direct = run_train(work, tmp_path / "direct", config)
 
