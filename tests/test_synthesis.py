@@ -140,6 +140,11 @@ def test_input_file_reads_comma_csv_and_skips_a_header(tmp_path):
     csv_file.write_text('id,text,path\nvm-goodbye,"Adiós, hasta luego.",wavs/vm-goodbye.wav\n'
                         'vm-press,Presione 1\n', encoding="utf-8")
     assert read_input_file(csv_file) == [("vm-goodbye", "Adiós, hasta luego."), ("vm-press", "Presione 1")]
+    semicolons = tmp_path / "excel_es.csv"
+    semicolons.write_text('id;texto\nvm-goodbye;"Adiós; hasta luego."\n', encoding="utf-8")
+    assert read_input_file(semicolons) == [("vm-goodbye", "Adiós; hasta luego.")]
+    semicolons.write_text("id; texto\nvm-goodbye; Adiós.\n", encoding="utf-8")  # named columns: spaces allowed
+    assert read_input_file(semicolons) == [("vm-goodbye", "Adiós.")]
     tsv = tmp_path / "lines.tsv"
     tsv.write_text("u1\tHola, mundo.\n", encoding="utf-8")
     assert read_input_file(tsv) == [("u1", "Hola, mundo.")]
@@ -147,6 +152,8 @@ def test_input_file_reads_comma_csv_and_skips_a_header(tmp_path):
     plain = tmp_path / "plain.csv"
     plain.write_text("Hola, ¿cómo estás?\nBuenos días a todos\n", encoding="utf-8")
     assert [t for _, t in read_input_file(plain)] == ["Hola, ¿cómo estás?", "Buenos días a todos"]
+    plain.write_text("Sí, claro.\nNo, gracias.\n", encoding="utf-8")  # a word, a comma and a space: no id
+    assert [t for _, t in read_input_file(plain)] == ["Sí, claro.", "No, gracias."]
     piped = tmp_path / "piped.txt"
     piped.write_text("id|text\nu1|Hola, mundo.\n", encoding="utf-8")
     assert read_input_file(piped, with_lines=True) == [("u1", "Hola, mundo.", 2)]

@@ -199,7 +199,7 @@ def synthesize(
     pitch_scale: float = typer.Option(1.0, "--pitch-scale", help="Pitch contour around the speaker mean: 0 flat, 1 as predicted, >1 livelier."),
     energy_scale: float = typer.Option(1.0, "--energy-scale", help="Multiplies the predicted per-symbol energy."),
     speaker: Optional[str] = typer.Option(None, "--speaker", "-s", help="Speaker name or id."),
-    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="One utterance per line: text, or id|text (further |fields are not spoken); a .csv/.tsv may be id,text."),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="One utterance per line: text, or id|text (further |fields are not spoken); a .csv/.tsv may be id,text or id;text."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder for -i outputs (<id>.wav); default tts_output."),
     text_type: Optional[str] = typer.Option(None, "--text-type", help="text | characters | phonemes (default: as the voice was trained)."),
     save_mel: bool = typer.Option(False, "--save-mel", help="Also write the mel as <name>.mel.npy."),

@@ -1,9 +1,10 @@
 """`-i FILE` for `tts synthesize`: one utterance a line, `id|text` or plain text. Lines with more
 `|` fields (LJSpeech's `id|text|normalized text`, a held-out list's `id|text|recording.wav`) speak
-the text field; the rest is not read aloud. A `.csv` / `.tsv` file without `|` is read as comma /
-tab separated `id,text[,...]` (quoted fields as the csv module reads them) when every row starts
-with an id; otherwise its lines are plain text. A header row (`id,text`, `name|sentence`, ...) is
-skipped."""
+the text field; the rest is not read aloud. A `.csv` / `.tsv` file without `|` is read as comma
+(or semicolon, as spreadsheets save it in much of Europe and Latin America) / tab separated
+`id,text[,...]` (quoted fields as the csv module reads them) when every row starts with an id and,
+without a header row, no space follows the delimiter (a sentence writes "Sí, claro"); otherwise
+its lines are plain text. A header row (`id,text`, `name|sentence`, `id;texto`, ...) is skipped."""
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,9 @@ from tts_cli.errors import SynthesisError
 _ID = re.compile(r"[\w.\-]+")
 # a first row naming its columns instead of holding an utterance
 _ID_HEADERS = {"id", "uid", "utt", "utt_id", "utterance", "utterance_id", "name", "key", "file", "filename",
-               "audio", "path", "wav"}
-_TEXT_HEADERS = {"text", "sentence", "transcript", "transcription", "prompt", "utterance", "normalized_text"}
+               "audio", "path", "wav", "nombre", "archivo", "clave"}
+_TEXT_HEADERS = {"text", "sentence", "transcript", "transcription", "prompt", "utterance", "normalized_text",
+                 "texto", "frase", "oración", "oracion", "transcripción", "transcripcion"}
 
 
 def _read_lines(p: Path) -> list[str]:
@@ -32,19 +34,22 @@ def _is_header(fields: list[str]) -> bool:
 
 
 def _delimited_rows(p: Path, lines: list[str]) -> list[tuple[int, list[str]]] | None:
-    """(line number, fields) of a comma/tab separated file, or None when it is not one: the
-    suffix is not .csv/.tsv, a line uses `|`, or some row does not start with an id."""
-    delimiter = {".csv": ",", ".tsv": "\t"}.get(p.suffix.lower())
+    """(line number, fields) of a comma/semicolon/tab separated file, or None when it is not one:
+    the suffix is not .csv/.tsv, a line uses `|`, or with no delimiter does every row start with an
+    id followed by its text (directly, unless a header row names the columns)."""
+    delimiters = {".csv": ",;", ".tsv": "\t"}.get(p.suffix.lower(), "")
     kept = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
-    if delimiter is None or not kept or any("|" in line for _, line in kept):
+    if not kept or any("|" in line for _, line in kept):
         return None
-    rows = [(n, [f.strip() for f in fields])
-            for (n, _), fields in zip(kept, csv.reader([line for _, line in kept], delimiter=delimiter))]
-    if rows and _is_header(rows[0][1]):
-        rows = rows[1:]
-    if not rows or not all(len(f) > 1 and _ID.fullmatch(f[0]) for _, f in rows):
-        return None
-    return rows
+    for delimiter in delimiters:
+        raw = list(zip((n for n, _ in kept), csv.reader([line for _, line in kept], delimiter=delimiter)))
+        header = bool(raw) and _is_header([f.strip() for f in raw[0][1]])
+        raw = raw[1:] if header else raw
+        # a sentence puts a space after its comma ("Sí, claro"); a CSV row without a header must not
+        if raw and all(len(f) > 1 and _ID.fullmatch(f[0].strip()) and (header or not f[1][:1].isspace())
+                       for _, f in raw):
+            return [(n, [f.strip() for f in fields]) for n, fields in raw]
+    return None
 
 
 def read_input_file(path: str | os.PathLike, with_lines: bool = False) -> list[tuple]:
