@@ -37,7 +37,9 @@ def _delimited_rows(p: Path, lines: list[str]) -> list[tuple[int, list[str]]] | 
     """(line number, fields) of a comma/semicolon/tab separated file, or None when it is not one:
     the suffix is not .csv/.tsv, a line uses `|`, or with no delimiter does every row start with an
     id followed by its text (directly, unless a header row names the columns)."""
-    delimiters = {".csv": ",;", ".tsv": "\t"}.get(p.suffix.lower(), "")
+    delimiters = {".csv": ",;", ".tsv": "\t"}.get(p.suffix.lower())
+    if not delimiters:
+        return None
     kept = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
     if not kept or any("|" in line for _, line in kept):
         return None
