@@ -34,10 +34,11 @@ def test_transcripts_keep_read_sentences_and_drop_the_rest(script, tmp_path):
         "letters/a: A",                                           # too short to say anything
         "at-tone-time-exactly: Al segnale acustico, il tempo sar? esattamente..",  # lost its accent
         "vm-question: Vuoi continuare?",                          # a real question stays
+        "vm-tempremoved: Il tuo messaggio è stato eliminato vm-then-pound: poi premere cancelletto",  # runs on
     ])
     texts = script.read_transcripts(tmp_path, "it")
     assert texts == {"activated": "Attivato.", "agent-loggedoff": "operatore disconnesso.",
-                     "vm-question": "Vuoi continuare?"}
+                     "vm-question": "Vuoi continuare?", "vm-tempremoved": "Il tuo messaggio è stato eliminato"}
 
 
 def test_spanish_is_not_a_choice(script):
